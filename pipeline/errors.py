@@ -1,0 +1,146 @@
+"""The tool's exceptions.
+
+    PipelineError                 anything the tool reports to the user itself
+    ├── SpecError                 bad job spec (exit 2)
+    ├── InputError                bad input file, column or row set (exit 2)
+    ├── JobAborted                the service refuses the job as a whole (exit 3)
+    └── APIError                  one request's outcome, as the openai SDK names it
+        ├── APIConnectionError    transport failed (reset, refused, truncated body)
+        │   └── APITimeoutError
+        ├── InvalidResponseError  2xx with a body we cannot parse
+        └── APIStatusError        an HTTP error status
+            ├── BadRequestError            400
+            │   └── ContentFilterError     400 content_filter / content_policy_violation
+            ├── AuthenticationError        401
+            ├── PermissionDeniedError      403
+            ├── NotFoundError              404
+            ├── ConflictError              409
+            ├── UnprocessableEntityError   422
+            ├── RateLimitError             429
+            └── InternalServerError        >= 500
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class PipelineError(Exception):
+    """An error the tool explains to the user in one or two lines."""
+
+
+class SpecError(PipelineError):
+    """The job spec is invalid. The message names the file and key."""
+
+
+class InputError(PipelineError):
+    """The input cannot be read as the spec says. The message names file and line/column."""
+
+
+class JobAborted(PipelineError):
+    """The service refuses every request (auth, endpoint, deployment): stop the job."""
+
+
+@dataclass
+class APIError(PipelineError):
+    """One request failed. Fields are what a failures row records."""
+
+    message: str
+    status: int | None = None
+    code: str | None = None
+    request_id: str | None = None
+    retry_after: float | None = None
+    detail: str | None = None  # e.g. content-filter categories, JSON text
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        parts = [type(self).__name__]
+        if self.status is not None:
+            parts.append(str(self.status))
+        if self.code:
+            parts.append(self.code)
+        return f"{' '.join(parts)}: {self.message}"
+
+
+class APIConnectionError(APIError):
+    pass
+
+
+class APITimeoutError(APIConnectionError):
+    pass
+
+
+class InvalidResponseError(APIError):
+    pass
+
+
+class APIStatusError(APIError):
+    pass
+
+
+class BadRequestError(APIStatusError):
+    pass
+
+
+class ContentFilterError(BadRequestError):
+    pass
+
+
+class AuthenticationError(APIStatusError):
+    pass
+
+
+class PermissionDeniedError(APIStatusError):
+    pass
+
+
+class NotFoundError(APIStatusError):
+    pass
+
+
+class ConflictError(APIStatusError):
+    pass
+
+
+class UnprocessableEntityError(APIStatusError):
+    pass
+
+
+class RateLimitError(APIStatusError):
+    pass
+
+
+class InternalServerError(APIStatusError):
+    pass
+
+
+STATUS_ERRORS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def error_class_for_status(status: int) -> type[APIStatusError]:
+    """The SDK's mapping from HTTP status to exception class."""
+    if status >= 500:
+        return InternalServerError
+    return STATUS_ERRORS.get(status, APIStatusError)
+
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Transient failures worth another attempt (the openai SDK's rule, minus x-should-retry)."""
+    if isinstance(error, APIConnectionError | InvalidResponseError):
+        return True
+    if isinstance(error, APIStatusError):
+        return error.status in RETRYABLE_STATUSES or (error.status or 0) >= 500
+    return False
