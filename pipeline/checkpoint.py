@@ -1,0 +1,167 @@
+"""The output folder as a checkpoint: which ids are done, job.json, and the run lock.
+
+A row is done when its id is in a closed part under results/ (or failures/, unless the
+run retries failures). Only the `id` column is read; ids are kept as sorted 64-bit hashes
+so a million done ids cost 8 MB.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import socket
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from pipeline.errors import PipelineError
+from pipeline.redact import redact
+from pipeline.sinks.parquet import closed_parts
+
+
+class LockHeld(PipelineError):
+    """Another live run holds the job's lock."""
+
+
+def id_hash(row_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(row_id.encode(), digest_size=8).digest(), "little")
+
+
+class IdSet:
+    """Membership of ids by 64-bit hash (collision odds ~1e-8 at a million ids)."""
+
+    def __init__(self, hashes: Iterable[int] = ()) -> None:
+        self._sorted = np.unique(np.fromiter(hashes, dtype=np.uint64))
+
+    @classmethod
+    def union(cls, *sets: IdSet) -> IdSet:
+        merged = cls()
+        merged._sorted = np.unique(np.concatenate([s._sorted for s in sets])) if sets else merged._sorted
+        return merged
+
+    def __len__(self) -> int:
+        return len(self._sorted)
+
+    def __contains__(self, row_id: str) -> bool:
+        if not len(self._sorted):
+            return False
+        key = np.uint64(id_hash(row_id))
+        position = np.searchsorted(self._sorted, key)
+        return bool(position < len(self._sorted) and self._sorted[position] == key)
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+class OutputFolder:
+    """results/, failures/, job.json and lock under the job's output path."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.results = path / "results"
+        self.failures = path / "failures"
+        self.job_json = path / "job.json"
+        self.lock_file = path / "lock"
+
+    def prepare(self) -> None:
+        try:
+            for folder in (self.path, self.results, self.failures):
+                folder.mkdir(parents=True, exist_ok=True)
+            probe = self.path / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise PipelineError(f"{self.path}: the output folder is not writable ({exc.strerror or exc}); "
+                                "fix [output] path or its permissions") from None
+
+    def remove_temp_files(self) -> int:
+        """Delete .tmp leftovers of a crashed run: they were never committed."""
+        removed = 0
+        for folder in (self.results, self.failures, self.path):
+            if folder.is_dir():
+                for leftover in folder.rglob("*.tmp"):
+                    leftover.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
+    def ids_in(self, folder: Path) -> IdSet:
+        return IdSet(id_hash(i) for i in iter_ids(folder))
+
+    # ---- job.json
+
+    def read_job(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.job_json.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise PipelineError(f"{self.job_json}: unreadable ({exc}); move it aside to start over") from None
+
+    def write_job(self, data: dict[str, Any]) -> None:
+        temp = self.job_json.with_name("job.json.tmp")
+        temp.write_text(redact(json.dumps(data, indent=2, sort_keys=True, default=str)))
+        os.replace(temp, self.job_json)
+
+    # ---- lock
+
+    def acquire_lock(self) -> str | None:
+        """Take the run lock. Returns a warning when a dead holder's lock was taken over."""
+        mine = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": now_iso()})
+        warning: str | None = None
+        for _ in range(2):
+            try:
+                fd = os.open(self.lock_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._lock_holder()
+                if holder and _alive(holder):
+                    raise LockHeld(f"{self.path}: another run holds the lock (pid {holder.get('pid')}, "
+                                   f"started {holder.get('started')}); wait for it to finish") from None
+                self.lock_file.unlink(missing_ok=True)
+                warning = (f"took over a stale lock from pid {holder.get('pid') if holder else '?'} "
+                           f"(started {holder.get('started') if holder else '?'}), which is no longer running")
+                continue
+            with os.fdopen(fd, "w") as handle:
+                handle.write(mine)
+            return warning
+        raise LockHeld(f"{self.lock_file}: could not take the lock")
+
+    def _lock_holder(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.lock_file.read_text() or "{}")
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def release_lock(self) -> None:
+        holder = self._lock_holder()
+        if holder is None or holder.get("pid") == os.getpid():
+            self.lock_file.unlink(missing_ok=True)
+
+
+def _alive(holder: dict[str, Any]) -> bool:
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or holder.get("host") not in (None, socket.gethostname()):
+        return holder.get("host") not in (None, socket.gethostname())  # another host: assume alive
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def iter_ids(folder: Path) -> Iterable[str]:
+    """The id column of every closed part in a dataset folder."""
+    for part in closed_parts(folder):
+        try:
+            column = pq.read_table(part, columns=["id"]).column("id")
+        except Exception as exc:  # pyarrow raises several types for a damaged file
+            raise PipelineError(f"{part}: cannot read this part ({exc}); it was not written by this tool "
+                                "or the disk is damaged; move it aside and run again") from None
+        yield from column.to_pylist()

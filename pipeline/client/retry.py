@@ -1,0 +1,57 @@
+"""Retry policy as tenacity values: stop after N attempts, wait retry-after or exponential + jitter."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_base, wait_exponential_jitter
+
+from pipeline.errors import APIError, is_retryable
+
+
+class wait_retry_after(wait_base):
+    """The service's retry-after when it gave one (capped), else the fallback wait."""
+
+    def __init__(self, fallback: wait_base, cap: float) -> None:
+        self.fallback = fallback
+        self.cap = cap
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if isinstance(error, APIError) and error.retry_after is not None:
+            return min(error.retry_after, self.cap)
+        return float(self.fallback(retry_state))
+
+
+def retry_policy(max_attempts: int, max_wait: float,
+                 before_sleep: Callable[[RetryCallState], Any] | None = None,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> AsyncRetrying:
+    """The shared policy; call `.copy()` for each request (tenacity keeps per-call state on it)."""
+    return AsyncRetrying(
+        stop=stop_after_attempt(max_attempts),
+        retry=retry_if_exception(is_retryable),
+        wait=wait_retry_after(wait_exponential_jitter(initial=0.5, max=min(8.0, max_wait), jitter=0.5), max_wait),
+        before_sleep=before_sleep,
+        sleep=sleep,
+        reraise=True,
+    )
+
+
+def retry_cause(error: BaseException | None) -> str:
+    """Group retries for the summary: 429, 5xx, timeout, connection, other."""
+    from pipeline.errors import APIConnectionError, APIStatusError, APITimeoutError
+
+    if isinstance(error, APITimeoutError):
+        return "timeout"
+    if isinstance(error, APIConnectionError):
+        return "connection"
+    if isinstance(error, APIStatusError):
+        if error.status == 429:
+            return "429"
+        if (error.status or 0) >= 500:
+            return "5xx"
+    return "other"

@@ -1,0 +1,110 @@
+"""The client's top layer: call -> retrying -> limited -> send_once."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+from tenacity import RetryCallState
+
+from pipeline.client.auth import Auth
+from pipeline.client.limiter import Pacer
+from pipeline.client.retry import retry_cause, retry_policy
+from pipeline.client.transport import fetch_bytes, send_once
+from pipeline.client.urls import model_in_body, request_url
+from pipeline.endpoints.base import FormPart, HttpResponse, Request
+from pipeline.errors import APIError, RateLimitError
+from pipeline.spec import JobSpec
+
+log = logging.getLogger("pipeline.http")
+USER_AGENT = "aoai-pipeline/0.1"
+
+
+def _int_header(headers: dict[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class ServiceClient:
+    """Sends requests for one deployment: paced, retried, parsed inside the retry loop."""
+
+    def __init__(self, spec: JobSpec, base_url: str, session: aiohttp.ClientSession, auth: Auth,
+                 pacer: Pacer, on_event: Callable[..., None] | None = None) -> None:
+        self.spec = spec
+        self.session = session
+        self.auth = auth
+        self.pacer = pacer
+        self._on_event = on_event or (lambda *a, **k: None)
+        self._base_url = base_url
+        self._with_model = model_in_body(spec.service)
+        self._timeout = aiohttp.ClientTimeout(total=spec.limits.timeout_s)
+        self._policy = retry_policy(spec.limits.max_attempts, spec.limits.max_retry_wait_s, self._before_retry)
+
+    def url(self, op: str) -> str:
+        return request_url(self.spec.service, self._base_url, op)
+
+    def _before_retry(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        self._on_event("retry", cause=retry_cause(error), attempt=state.attempt_number)
+        log.info("retrying after attempt %d: %s", state.attempt_number, error)
+
+    async def call(self, request: Request,
+                   parse: Callable[[Request, HttpResponse], Any]) -> tuple[Any, HttpResponse, int]:
+        """Send until success or a permanent error; returns (parsed, response, attempts).
+
+        Errors re-raised carry `attempts`. Parsing is inside the loop: a truncated or invalid
+        body is retried like a connection error.
+        """
+        body = self._encode(request)
+        url = self.url(request.op)
+        attempts = 0
+        try:
+            async for attempt in self._policy.copy():
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    response = await self._limited(request, url, body, attempts)
+                    parsed = parse(request, response)
+            return parsed, response, attempts
+        except APIError as error:
+            error.attempts = attempts  # type: ignore[attr-defined]
+            raise
+
+    async def download(self, url: str) -> bytes:
+        """GET a file the service pointed to (an image URL), with the same retries and timeout."""
+        async for attempt in self._policy.copy():
+            with attempt:
+                return await fetch_bytes(self.session, url, self._timeout)
+        raise AssertionError("unreachable: tenacity reraises")
+
+    def _encode(self, request: Request) -> bytes | None:
+        if request.json is None:
+            if request.form is not None and self._with_model:
+                build = request.form
+                request.form = lambda: [FormPart("model", self.spec.service.model_name), *build()]
+            return None
+        payload = {**request.json, "model": self.spec.service.model_name} if self._with_model else request.json
+        return json.dumps(payload, ensure_ascii=False).encode()
+
+    async def _limited(self, request: Request, url: str, body: bytes | None, attempt: int) -> HttpResponse:
+        await self.pacer.acquire(request.tokens)
+        headers = {**await self.auth.headers(), "User-Agent": USER_AGENT}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            response = await send_once(self.session, url, headers, request, body, self._timeout)
+        except RateLimitError as error:
+            self.pacer.on_rate_limited(error.retry_after)
+            self._on_event("throttled", retry_after=error.retry_after)
+            raise
+        self.pacer.on_success(_int_header(response.headers, "x-ratelimit-remaining-requests"),
+                              _int_header(response.headers, "x-ratelimit-remaining-tokens"))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("POST %s -> %d in %.0f ms (attempt %d, request id %s)", url, response.status,
+                      response.latency_s * 1000, attempt, response.request_id)
+        return response

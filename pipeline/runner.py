@@ -1,0 +1,412 @@
+"""Wires one job: source -> endpoint -> client -> sinks, with bounded queues and N workers.
+
+The runner holds no business rules: endpoints build and parse, the client paces and retries,
+the sinks commit parts, RunStats counts. This module decides only what runs when, and how
+a run stops (end of input, a signal, a budget, or an abort).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pyarrow as pa
+
+from pipeline import __version__
+from pipeline.checkpoint import OutputFolder, now_iso
+from pipeline.client.auth import Auth, TokenCredential, make_auth
+from pipeline.client.limiter import Pacer
+from pipeline.client.service import USER_AGENT, ServiceClient
+from pipeline.endpoints.base import Endpoint, Item, RowError
+from pipeline.errors import (
+    APIError,
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    PipelineError,
+)
+from pipeline.preflight import Preflight, preflight
+from pipeline.redact import redact
+from pipeline.sinks.files import LocalFileStore
+from pipeline.sinks.parquet import OutputWriteError, PartWriter
+from pipeline.sources.base import Row
+from pipeline.spec import JobSpec
+from pipeline.stats import RunStats
+
+log = logging.getLogger("pipeline")
+
+EXIT_OK, EXIT_ROWS_FAILED, EXIT_BAD_INPUT, EXIT_ABORTED = 0, 1, 2, 3
+EXIT_BUDGET, EXIT_OUTPUT, EXIT_LOCKED = 4, 5, 75
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+COMMON_FIELDS = [pa.field("request_id", pa.string()), pa.field("attempts", pa.int32()),
+                 pa.field("latency_ms", pa.float64())]
+FAILURE_SCHEMA = pa.schema([
+    pa.field("id", pa.string()), pa.field("line", pa.int64()), pa.field("stage", pa.string()),
+    pa.field("error_class", pa.string()), pa.field("status", pa.int32()), pa.field("error_code", pa.string()),
+    pa.field("message", pa.string()), pa.field("detail", pa.string()), pa.field("request_id", pa.string()),
+    pa.field("attempts", pa.int32()), pa.field("failed_at", pa.string()),
+])
+
+
+@dataclass
+class RunOptions:
+    retry_failed: bool = False
+    force: bool = False
+    limit: int | None = None
+    max_duration_s: float | None = None
+    credential: TokenCredential | None = None
+    handle_signals: bool = False
+    drain_s: float = 10.0
+    on_event: Callable[..., None] | None = None
+    on_progress: Callable[[RunStats, str], None] | None = None
+    progress_interval_s: float = 30.0
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    summary: dict[str, Any]
+    output: Path
+    message: str | None = None
+    stats: RunStats = field(default_factory=RunStats, repr=False)
+
+
+def result_schema(spec: JobSpec, endpoint: Endpoint) -> pa.Schema:
+    keep = [pa.field(name, pa.string()) for name in spec.output.keep]
+    return pa.schema([pa.field("id", pa.string()), *endpoint.result_fields(), *COMMON_FIELDS, *keep])
+
+
+def _keep_value(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def failure_record(row: Row, error: BaseException, stage: str, attempts: int = 0) -> dict[str, Any]:
+    api = error if isinstance(error, APIError) else None
+    return {
+        "id": row.id, "line": row.line, "stage": stage, "error_class": type(error).__name__,
+        "status": api.status if api else None, "error_code": (api.code if api else None) or _code_for(error),
+        "message": redact(api.message if api else str(error)), "detail": api.detail if api else None,
+        "request_id": api.request_id if api else None,
+        "attempts": getattr(error, "attempts", attempts), "failed_at": now_iso(),
+    }
+
+
+def _code_for(error: BaseException) -> str:
+    return "invalid_row" if isinstance(error, RowError) else type(error).__name__
+
+
+class Job:
+    """One run of one job spec."""
+
+    def __init__(self, spec: JobSpec, options: RunOptions, plan: Preflight, out: OutputFolder) -> None:
+        self.spec = spec
+        self.options = options
+        self.plan = plan
+        self.out = out
+        self.endpoint = plan.endpoint
+        self.stats = RunStats(total=plan.total)
+        self.results = PartWriter(out.results, result_schema(spec, self.endpoint),
+                                  spec.output.flush_rows, spec.output.flush_seconds)
+        self.failures = PartWriter(out.failures, FAILURE_SCHEMA, spec.output.flush_rows, spec.output.flush_seconds)
+        self.queue: asyncio.Queue[list[Item] | None] = asyncio.Queue(maxsize=max(2, spec.limits.concurrency * 2))
+        self.stopping = asyncio.Event()
+        self.stop_code: int | None = None
+        self.stop_message: str | None = None
+        self.any_success = False
+        self.sent_rows = 0
+        self.files: LocalFileStore | None = None
+        self._deadline = time.monotonic() + options.max_duration_s if options.max_duration_s else None
+
+    def emit(self, kind: str, **data: Any) -> None:
+        self.stats.handle(kind, **data)
+        if self.options.on_event is not None:
+            self.options.on_event(kind, **data)
+
+    def stop(self, code: int, message: str | None = None) -> None:
+        """Stop taking rows; the first reason to stop wins."""
+        if self.stop_code is None:
+            self.stop_code, self.stop_message = code, message
+        self.stopping.set()
+
+    # ---- producing work
+
+    def _prepared(self, rows: Iterator[Row]) -> Iterator[Item]:
+        for row in rows:
+            if row.id in self.plan.done:
+                self.emit("skipped", rows=1)
+                continue
+            if self._budget_reached():
+                return
+            if row.error is not None:
+                self._fail_rows([row], RowError(row.error), "input")
+                continue
+            try:
+                item = self.endpoint.prepare(row)
+            except RowError as exc:
+                self._fail_rows([row], exc, "input")
+                continue
+            self.sent_rows += 1
+            yield item
+
+    def _budget_reached(self) -> bool:
+        limits = self.spec.limits
+        if self.options.limit is not None and self.sent_rows >= self.options.limit:
+            return True
+        if limits.max_rows is not None and self.sent_rows >= limits.max_rows:
+            self.stop(EXIT_BUDGET, f"stopped at max_rows = {limits.max_rows}; run again to continue")
+            return True
+        if limits.max_tokens is not None and self.stats.tokens_in + self.stats.tokens_out >= limits.max_tokens:
+            self.stop(EXIT_BUDGET, f"stopped at max_tokens = {limits.max_tokens}; run again to continue")
+            return True
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            self.stop(EXIT_BUDGET, "stopped at --max-duration; run again to continue")
+            return True
+        return self.stopping.is_set()
+
+    async def produce(self, max_request_tokens: int | None) -> None:
+        batches = self.endpoint.group(self._prepared(self.plan.source.rows()), max_request_tokens)
+        for batch in batches:
+            if self.stopping.is_set():
+                break
+            await self.queue.put(batch)
+        for _ in range(self.spec.limits.concurrency):
+            await self.queue.put(None)
+
+    # ---- working
+
+    async def work(self, client: ServiceClient) -> None:
+        while not self.stopping.is_set() or self.stop_code is None:
+            batch = await self.queue.get()
+            if batch is None or self.stopping.is_set():
+                return
+            await self._process(client, batch)
+
+    async def _process(self, client: ServiceClient, batch: list[Item]) -> None:
+        request = self.endpoint.build(batch)
+        try:
+            results, response, attempts = await client.call(request, self.endpoint.parse)
+            if self.endpoint.writes_files and self.files is not None:
+                results = await self.endpoint.finish(request, results, self.files)
+        except APIError as error:
+            self._on_api_error(batch, error)
+            return
+        except OutputWriteError as error:
+            self.stop(EXIT_OUTPUT, str(error))
+            return
+        self.any_success = True
+        latency_ms = round(response.latency_s * 1000, 2)
+        tokens_in = tokens_out = 0
+        for item, result in zip(batch, results, strict=True):
+            record = {"id": item.row.id, **result, "request_id": response.request_id, "attempts": attempts,
+                      "latency_ms": latency_ms}
+            for name in self.spec.output.keep:
+                record[name] = _keep_value(item.row.fields.get(name))
+            self.results.add(record)
+            tokens_in += result.get("prompt_tokens") or 0
+            tokens_out += result.get("completion_tokens") or 0
+        self.emit("done", rows=len(batch), latency_s=response.latency_s, tokens_in=tokens_in, tokens_out=tokens_out)
+
+    def _on_api_error(self, batch: list[Item], error: APIError) -> None:
+        if isinstance(error, AuthenticationError | PermissionDeniedError) or (
+                isinstance(error, NotFoundError) and not self.any_success):
+            self.stop(EXIT_ABORTED, _abort_message(error, self.spec))
+            return
+        self._fail_rows([item.row for item in batch], error, "request")
+
+    def _fail_rows(self, rows: list[Row], error: BaseException, stage: str) -> None:
+        for row in rows:
+            self.failures.add(failure_record(row, error, stage))
+        code = (error.code if isinstance(error, APIError) else None) or _code_for(error)
+        self.emit("failed", rows=len(rows), code=code, requested=stage == "request")
+
+    # ---- committing
+
+    async def flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.1)
+            await self.flush(only_due=True)
+
+    async def flush(self, only_due: bool = False) -> None:
+        for writer in (self.results, self.failures):
+            if only_due and not writer.due():
+                continue
+            taken = writer.take()
+            if taken is not None:
+                try:
+                    await asyncio.to_thread(writer.write, *taken)
+                except OutputWriteError as exc:
+                    self.stop(EXIT_OUTPUT, str(exc))
+                    raise
+
+
+def _abort_message(error: APIError, spec: JobSpec) -> str:
+    service = spec.service
+    if isinstance(error, NotFoundError):
+        hint = (f"check deployment = \"{service.model_name}\", base_url and api_version"
+                if service.provider != "openai" else f"check model = \"{service.model_name}\" and base_url")
+    elif isinstance(error, AuthenticationError):
+        hint = "check the API key (its environment variable) or the Entra ID role assignment"
+    else:
+        hint = "the key or identity lacks permission on this resource"
+    return f"the service refused the job ({error}); {hint}"
+
+
+@contextlib.asynccontextmanager
+async def service_base_url(spec: JobSpec) -> AsyncIterator[str]:
+    """The URL to call; for provider = "emulator" without base_url, an emulator started in-process."""
+    service = spec.service
+    if service.provider != "emulator" or service.base_url:
+        yield service.base_url or ""
+        return
+    from pipeline.emulator.config import EmulatorConfig
+    from pipeline.emulator.server import EmulatorServer
+
+    opts = service.emulator
+    server = EmulatorServer(EmulatorConfig(
+        rpm=opts.rpm, tpm=opts.tpm, window_s=opts.window_s, latency_ms=opts.latency_ms,
+        error_rate=opts.error_rate, drop_rate=opts.drop_rate, truncate_rate=opts.truncate_rate,
+        burst429_rate=opts.burst429_rate, seed=opts.seed))
+    url = await server.start("127.0.0.1", 0)
+    try:
+        yield url
+    finally:
+        await server.stop()
+
+
+def _ssl_context(spec: JobSpec) -> ssl.SSLContext | bool:
+    if spec.service.ca_bundle is None:
+        return True
+    return ssl.create_default_context(cafile=str(spec.service.ca_bundle))
+
+
+async def _run_async(spec: JobSpec, options: RunOptions, plan: Preflight, out: OutputFolder) -> Job:
+    job = Job(spec, options, plan, out)
+    auth: Auth = make_auth(spec.service, options.credential)
+    tpm = spec.limits.tokens_per_minute if job.endpoint.counts_tokens else None
+    pacer = Pacer(spec.limits.requests_per_minute, tpm)
+    connector = aiohttp.TCPConnector(limit=spec.limits.concurrency, ttl_dns_cache=300, ssl=_ssl_context(spec))
+    async with service_base_url(spec) as base_url, aiohttp.ClientSession(
+            connector=connector, trust_env=True, headers={"User-Agent": USER_AGENT}) as session:
+        client = ServiceClient(spec, base_url, session, auth, pacer, job.emit)
+        job.files = LocalFileStore(spec.output.path, client.download)
+        with _signals(job, options):
+            await _drive(job, client, pacer)
+        await auth.close()
+    return job
+
+
+async def _drive(job: Job, client: ServiceClient, pacer: Pacer) -> None:
+    producer = asyncio.create_task(job.produce(pacer.max_request_tokens()))
+    workers = [asyncio.create_task(job.work(client)) for _ in range(job.spec.limits.concurrency)]
+    flusher = asyncio.create_task(job.flush_loop())
+    reporter = asyncio.create_task(_report_progress(job, pacer))
+    try:
+        await _wait_workers(job, workers)
+    finally:
+        producer.cancel()
+        flusher.cancel()
+        reporter.cancel()
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(producer, flusher, reporter, *workers, return_exceptions=True)
+        with contextlib.suppress(OutputWriteError):
+            await job.flush()
+
+
+async def _report_progress(job: Job, pacer: Pacer) -> None:
+    report = job.options.on_progress
+    if report is None:
+        return
+    while True:
+        await asyncio.sleep(job.options.progress_interval_s)
+        report(job.stats, pacer.state())
+
+
+async def _wait_workers(job: Job, workers: list[asyncio.Task[None]]) -> None:
+    """Until every worker ends; after a stop, give in-flight requests a short deadline."""
+    pending = set(workers)
+    while pending:
+        _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED, timeout=0.2)
+        if job.stopping.is_set() and job.stop_code in (EXIT_ABORTED, EXIT_OUTPUT):
+            return
+        if job.stopping.is_set() and pending:
+            await asyncio.wait(pending, timeout=job.options.drain_s)
+            return
+
+
+@contextlib.contextmanager
+def _signals(job: Job, options: RunOptions) -> Iterator[None]:
+    """SIGINT/SIGTERM: stop taking rows and drain; a second signal stops at once."""
+    if not options.handle_signals:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    current = asyncio.current_task()
+
+    def on_signal(signum: signal.Signals) -> None:
+        if job.stopping.is_set() and job.stop_code in EXIT_SIGNAL.values():
+            job.options.drain_s = 0
+            if current is not None:
+                current.cancel()
+            return
+        log.warning("%s received: finishing requests in flight, then stopping (again to stop now)", signum.name)
+        job.stop(EXIT_SIGNAL[signum], f"interrupted by {signum.name}; run again to resume")
+
+    for signum in EXIT_SIGNAL:
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        yield
+    finally:
+        for signum in EXIT_SIGNAL:
+            loop.remove_signal_handler(signum)
+
+
+def run_job(spec: JobSpec, options: RunOptions | None = None) -> RunResult:
+    """Run a job to completion (or a stop) and return its exit code and summary."""
+    options = options or RunOptions()
+    plan = preflight(spec, options.retry_failed)
+    out = plan.out
+    warning = out.acquire_lock()
+    if warning:
+        log.warning("%s", warning)
+    started = now_iso()
+    try:
+        removed = out.remove_temp_files()
+        if removed:
+            log.info("removed %d unfinished temp file(s) left by an earlier run", removed)
+        plan.check_fingerprint(options.force)
+        try:
+            job = asyncio.run(_run_async(spec, options, plan, out))
+        except asyncio.CancelledError:
+            raise PipelineError("stopped at once by a second signal; run again to resume") from None
+        return _finish(job, started)
+    finally:
+        out.release_lock()
+
+
+def _finish(job: Job, started: str) -> RunResult:
+    job.stats.ended = time.monotonic()
+    summary = job.stats.summary()
+    code = job.stop_code if job.stop_code is not None else (EXIT_ROWS_FAILED if job.stats.failed else EXIT_OK)
+    history = (job.out.read_job() or {}).get("runs", [])[-49:]
+    history.append({"started": started, "ended": now_iso(), "exit_code": code, "summary": summary,
+                    "message": job.stop_message})
+    job.out.write_job({
+        "name": job.spec.name, "tool_version": __version__, "endpoint": job.spec.endpoint,
+        "spec_file": str(job.spec.source_file), "fingerprint": job.spec.fingerprint(),
+        "fingerprint_fields": job.spec.fingerprint_fields(), "runs": history, "last_summary": summary,
+    })
+    return RunResult(code, summary, job.out.path, job.stop_message, job.stats)

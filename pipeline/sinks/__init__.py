@@ -1,0 +1,1 @@
+"""Outputs: Parquet datasets of whole part files."""

@@ -1,0 +1,45 @@
+"""File outputs (images, audio, sidecars): temp name, fsync, rename. The row that points to a
+file is committed only after the file is complete, so a crash never leaves a file a resume trusts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from pipeline.sinks.parquet import OutputWriteError
+
+
+def write_file_atomically(path: Path, data: bytes) -> Path:
+    temp = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(temp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise OutputWriteError(f"{path}: could not write ({exc.strerror or exc}); free space or fix "
+                               "permissions and run again") from None
+    return path
+
+
+def safe_relative(name: str) -> str:
+    """A row id as a relative file path that cannot climb out of the output folder."""
+    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".", "..")]
+    return "/".join(parts) or "_"
+
+
+class LocalFileStore:
+    def __init__(self, root: Path, download: Callable[[str], Awaitable[bytes]]) -> None:
+        self.root = root
+        self._download = download
+
+    async def download(self, url: str) -> bytes:
+        return await self._download(url)
+
+    async def save(self, relative: str, data: bytes) -> Path:
+        return await asyncio.to_thread(write_file_atomically, self.root / safe_relative(relative), data)

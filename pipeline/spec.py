@@ -1,0 +1,472 @@
+"""Job spec: TOML -> frozen dataclasses. Every error names the file and the key.
+
+Validation happens here, once; the rest of the code trusts these types.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import SpecError
+
+ENDPOINTS = ("embeddings", "chat", "completions", "transcription", "translation", "images", "speech")
+PROVIDERS = ("azure", "openai", "emulator")
+AUTH_MODES = ("api-key", "entra", "none")
+API_STYLES = ("classic", "v1")
+SIDECARS = ("txt", "srt", "vtt", "json")
+SECRET_KEYS = ("api_key", "apikey", "key", "token", "password", "secret", "client_secret")
+DEFAULT_API_VERSION = "2024-10-21"
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    path: Path
+    id: str = "id"
+    text: str | None = None  # embeddings / speech: column of text
+    prompt: str | None = None  # chat / completions / images: column holding the prompt
+    messages: str | None = None  # chat: column of [{role, content}]
+    system: str | None = None  # chat: literal system message
+    template: str | None = None  # chat/completions/images: "...{column}..."
+    image: str | None = None  # chat vision: column of file paths or URLs
+    file: str | None = None  # transcription from a table: column of file paths
+    glob: str = "**/*"  # folders only
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    path: Path
+    flush_rows: int = 1000
+    flush_seconds: float = 10.0
+    keep: tuple[str, ...] = ()
+    sidecars: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EmulatorOptions:
+    """Settings for the in-process emulator behind provider = "emulator"."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    window_s: float = 1.0
+    latency_ms: float = 0.0
+    error_rate: float = 0.0
+    drop_rate: float = 0.0
+    truncate_rate: float = 0.0
+    burst429_rate: float = 0.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    provider: str = "emulator"
+    base_url: str | None = None
+    deployment: str | None = None
+    model: str | None = None
+    api_version: str | None = None
+    api_style: str = "classic"  # azure: classic deployment routes or the v1 API
+    auth: str = "api-key"
+    api_key_env: str | None = None
+    managed_identity_client_id: str | None = None
+    tenant_id: str | None = None
+    organization: str | None = None
+    project: str | None = None
+    ca_bundle: Path | None = None
+    emulator: EmulatorOptions = field(default_factory=EmulatorOptions)
+
+    @property
+    def model_name(self) -> str:
+        """The deployment (azure) or model (openai) the requests go to."""
+        return self.deployment or self.model or ""
+
+
+@dataclass(frozen=True)
+class LimitsSpec:
+    concurrency: int = 16
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    max_attempts: int = 6
+    timeout_s: float = 60.0
+    batch_size: int = 256  # embeddings: inputs per request (<= 2048)
+    batch_tokens: int = 32_000  # embeddings: estimated tokens per request
+    max_retry_wait_s: float = 60.0
+    max_rows: int | None = None
+    max_tokens: int | None = None
+    max_cost: float | None = None
+
+
+@dataclass(frozen=True)
+class PricingSpec:
+    input_per_1m: float | None = None
+    output_per_1m: float | None = None
+    per_image: float | None = None
+    per_audio_minute: float | None = None
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    endpoint: str
+    input: InputSpec
+    output: OutputSpec
+    service: ServiceSpec
+    limits: LimitsSpec
+    params: dict[str, Any]
+    pricing: PricingSpec
+    source_file: Path | None = None
+
+    def fingerprint(self) -> str:
+        """Hash of what changes results: a changed fingerprint makes resume refuse."""
+        return hashlib.sha256(json.dumps(self.fingerprint_fields(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def fingerprint_fields(self) -> dict[str, Any]:
+        i = self.input
+        mapping = {
+            "id": i.id, "text": i.text, "prompt": i.prompt, "messages": i.messages,
+            "system": i.system, "template": i.template, "image": i.image, "file": i.file,
+        }
+        return {
+            "endpoint": self.endpoint,
+            "provider": self.service.provider,
+            "model": self.service.model_name,
+            "params": self.params,
+            "input": mapping,
+        }
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+class _Section:
+    """A TOML table being read: tracks which keys were used so leftovers are errors."""
+
+    def __init__(self, data: dict[str, Any], where: str, source: str) -> None:
+        self.data = dict(data)
+        self.where = where
+        self.source = source
+
+    def error(self, key: str, problem: str) -> SpecError:
+        return SpecError(f"{self.source}: {self.where}{key}: {problem}")
+
+    def take(self, key: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
+        if key not in self.data:
+            return default
+        value = self.data.pop(key)
+        if isinstance(value, bool) and kind in (int, float, (int, float)):
+            raise self.error(key, f"expected a number, got {value!r}")
+        if kind is float and isinstance(value, int):
+            return float(value)
+        if not isinstance(value, kind):
+            raise self.error(key, f"expected {_type_name(kind)}, got {type(value).__name__} {value!r}")
+        return value
+
+    def take_str(self, key: str, default: str | None = None, choices: tuple[str, ...] = ()) -> Any:
+        value = self.take(key, str, default)
+        if value is not None and choices and value not in choices:
+            raise self.error(key, f"must be one of {', '.join(choices)}; got {value!r}")
+        return value
+
+    def take_positive(self, key: str, kind: type, default: Any = None, minimum: float = 1) -> Any:
+        value = self.take(key, kind, default)
+        if value is not None and value < minimum:
+            raise self.error(key, f"must be >= {minimum}, got {value!r}")
+        return value
+
+    def take_str_list(self, key: str) -> tuple[str, ...]:
+        value = self.take(key, list, [])
+        if not all(isinstance(v, str) for v in value):
+            raise self.error(key, "expected a list of strings")
+        return tuple(value)
+
+    def sub(self, key: str) -> _Section:
+        parent = self.where.strip("[] ")
+        table = f"{parent}.{key}" if parent else key
+        return _Section(self.take(key, dict, {}), f"[{table}] ", self.source)
+
+    def finish(self) -> None:
+        for key in self.data:
+            raise self.error(key, "unknown key (check the spelling; see the README's spec reference)")
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+             list: "a list", dict: "a table"}
+    if isinstance(kind, tuple):
+        return " or ".join(names.get(k, k.__name__) for k in kind)
+    return names.get(kind, kind.__name__)
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand_env(value: Any, path: str, source: str, env: dict[str, str]) -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string, recursively."""
+    if isinstance(value, dict):
+        return {k: _expand_env(v, f"{path}.{k}" if path else k, source, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, path, source, env) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env and env[name] != "":
+            return env[name]
+        if default is not None:
+            return default
+        raise SpecError(f"{source}: {path}: environment variable {name} is not set; export it or "
+                        f"write ${{{name}:-default}}")
+
+    return _ENV_REF.sub(replace, value)
+
+
+def _refuse_literal_secrets(data: dict[str, Any], source: str, prefix: str = "") -> None:
+    for key, value in data.items():
+        where = f"{prefix}{key}"
+        if isinstance(value, dict) and key != "params":
+            _refuse_literal_secrets(value, source, f"{where}.")
+        elif key.lower() in SECRET_KEYS and isinstance(value, str):
+            raise SpecError(
+                f"{source}: {where}: a literal secret in a job spec is refused; put the key in the "
+                "environment (AZURE_OPENAI_API_KEY or OPENAI_API_KEY) or name its variable with "
+                "api_key_env = \"NAME\"")
+
+
+def load_spec(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> JobSpec:
+    """Read and validate a job spec. Raises SpecError with a one-line message."""
+    source = Path(path)
+    try:
+        raw = tomllib.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"{source}: no such job spec file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{source}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{source}: cannot read the job spec: {exc}") from None
+    return parse_spec(raw, source, env)
+
+
+def parse_spec(raw: dict[str, Any], source: Path, env: dict[str, str] | None = None) -> JobSpec:
+    """Validate an already-decoded TOML document (relative paths resolve against its folder)."""
+    src = str(source)
+    _refuse_literal_secrets(raw, src)
+    data = _expand_env(raw, "", src, dict(os.environ) if env is None else env)
+    top = _Section(data, "", src)
+    name = top.take("name", str)
+    if not name:
+        raise top.error("name", "required: a short name for the job")
+    endpoint = top.take_str("endpoint", None, ENDPOINTS)
+    if endpoint is None:
+        raise top.error("endpoint", f"required: one of {', '.join(ENDPOINTS)}")
+    base = source.parent if source.name else Path(".")
+    input_spec = _parse_input(top.sub("input"), endpoint, base)
+    output_spec = _parse_output(top.sub("output"), endpoint, base, name)
+    service = _parse_service(top.sub("service"), env if env is not None else dict(os.environ), base)
+    limits = _parse_limits(top.sub("limits"), endpoint)
+    params = top.take("params", dict, {})
+    _check_params(params, endpoint, top)
+    pricing = _parse_pricing(top.sub("pricing"))
+    top.finish()
+    return JobSpec(name, endpoint, input_spec, output_spec, service, limits, params, pricing, source)
+
+
+def _resolve(base: Path, value: str) -> Path:
+    """Relative paths are taken from the working directory, else from the spec's folder."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return path
+    here = Path.cwd() / path
+    return here if here.exists() or not (base / path).exists() else base / path
+
+
+def _parse_input(sec: _Section, endpoint: str, base: Path) -> InputSpec:
+    path = sec.take("path", str)
+    if not path:
+        raise sec.error("path", "required: the input file or folder")
+    spec = InputSpec(
+        path=_resolve(base, path),
+        id=sec.take("id", str, "id"),
+        text=sec.take("text", str),
+        prompt=sec.take("prompt", str),
+        messages=sec.take("messages", str),
+        system=sec.take("system", str),
+        template=sec.take("template", str),
+        image=sec.take("image", str),
+        file=sec.take("file", str),
+        glob=sec.take("glob", str, "**/*"),
+    )
+    sec.finish()
+    _check_input_mapping(spec, endpoint, sec)
+    return spec
+
+
+def _check_input_mapping(spec: InputSpec, endpoint: str, sec: _Section) -> None:
+    if endpoint in ("embeddings", "speech") and not spec.text:
+        raise sec.error("text", f"required for endpoint = \"{endpoint}\": the column holding the text")
+    if endpoint == "chat" and not (spec.prompt or spec.messages or spec.template):
+        raise sec.error("prompt", "chat needs prompt = \"column\", messages = \"column\" "
+                        "or template = \"...{column}...\"")
+    if endpoint in ("completions", "images") and not (spec.prompt or spec.template):
+        raise sec.error("prompt", f"{endpoint} needs prompt = \"column\" or template = \"...{{column}}...\"")
+    if spec.messages and (spec.prompt or spec.template):
+        raise sec.error("messages", "use either messages or prompt/template, not both")
+    if spec.template:
+        try:
+            spec.template.format_map(_FieldProbe())
+        except (ValueError, IndexError) as exc:
+            raise sec.error("template", f"not a valid template ({exc}); use {{column}} placeholders "
+                            "and {{ }} for literal braces") from None
+
+
+class _FieldProbe(dict):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def _parse_output(sec: _Section, endpoint: str, base: Path, name: str) -> OutputSpec:
+    path = sec.take("path", str) or f"out/{name}"
+    spec = OutputSpec(
+        path=Path(path).expanduser() if Path(path).is_absolute() else Path.cwd() / path,
+        flush_rows=sec.take_positive("flush_rows", int, 1000),
+        flush_seconds=sec.take_positive("flush_seconds", float, 10.0, minimum=0.05),
+        keep=sec.take_str_list("keep"),
+        sidecars=sec.take_str_list("sidecars"),
+    )
+    for sidecar in spec.sidecars:
+        if sidecar not in SIDECARS:
+            raise sec.error("sidecars", f"unknown sidecar {sidecar!r}; choose from {', '.join(SIDECARS)}")
+    if spec.sidecars and endpoint not in ("transcription", "translation"):
+        raise sec.error("sidecars", "sidecar files are written for transcription and translation only")
+    sec.finish()
+    return spec
+
+
+def _parse_service(sec: _Section, env: dict[str, str], base: Path) -> ServiceSpec:
+    provider = sec.take_str("provider", "emulator", PROVIDERS)
+    emu = _parse_emulator(sec.sub("emulator"))
+    ca = sec.take("ca_bundle", str)
+    spec = ServiceSpec(
+        provider=provider,
+        base_url=sec.take("base_url", str),
+        deployment=sec.take("deployment", str),
+        model=sec.take("model", str),
+        api_version=sec.take("api_version", str),
+        api_style=sec.take_str("api_style", "classic", API_STYLES),
+        auth=sec.take_str("auth", "none" if provider == "emulator" else "api-key", AUTH_MODES),
+        api_key_env=sec.take("api_key_env", str),
+        managed_identity_client_id=sec.take("managed_identity_client_id", str),
+        tenant_id=sec.take("tenant_id", str),
+        organization=sec.take("organization", str),
+        project=sec.take("project", str),
+        ca_bundle=_resolve(base, ca) if ca else None,
+        emulator=emu,
+    )
+    sec.finish()
+    return _complete_service(spec, sec, env)
+
+
+def _complete_service(spec: ServiceSpec, sec: _Section, env: dict[str, str]) -> ServiceSpec:
+    """Fill defaults from the openai package's environment variables; check URL shape."""
+    from dataclasses import replace
+
+    if spec.provider == "azure":
+        base_url = spec.base_url or env.get("AZURE_OPENAI_ENDPOINT")
+        if not base_url:
+            raise sec.error("base_url", "required for azure: set base_url or AZURE_OPENAI_ENDPOINT")
+        version = spec.api_version or env.get("OPENAI_API_VERSION")
+        if spec.api_style == "classic" and not version:
+            raise sec.error("api_version", f"required for azure classic routes (e.g. \"{DEFAULT_API_VERSION}\"); "
+                            "or set api_style = \"v1\"")
+        if not spec.deployment:
+            raise sec.error("deployment", "required for azure: the deployment name")
+        spec = replace(spec, base_url=base_url, api_version=version)
+    elif spec.provider == "openai":
+        base_url = spec.base_url or env.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        if not (spec.model or spec.deployment):
+            raise sec.error("model", "required for openai: the model name")
+        spec = replace(spec, base_url=base_url, model=spec.model or spec.deployment,
+                       organization=spec.organization or env.get("OPENAI_ORG_ID"),
+                       project=spec.project or env.get("OPENAI_PROJECT_ID"))
+    else:
+        if not (spec.deployment or spec.model):
+            spec = replace(spec, deployment="emulated")
+        spec = replace(spec, api_version=spec.api_version or DEFAULT_API_VERSION)
+    if spec.base_url and not re.match(r"^https?://[^/\s]+", spec.base_url):
+        raise sec.error("base_url", f"not an http(s) URL: {spec.base_url!r}")
+    if spec.provider == "azure" and spec.base_url and "/openai/deployments/" in spec.base_url:
+        raise sec.error("base_url", "give the resource endpoint (https://NAME.openai.azure.com), "
+                        "not a deployment URL; the deployment goes in deployment = \"...\"")
+    return spec
+
+
+def _parse_emulator(sec: _Section) -> EmulatorOptions:
+    opts = EmulatorOptions(
+        rpm=sec.take_positive("rpm", int),
+        tpm=sec.take_positive("tpm", int),
+        window_s=sec.take_positive("window_s", float, 1.0, minimum=0.01),
+        latency_ms=sec.take_positive("latency_ms", float, 0.0, minimum=0),
+        error_rate=_rate(sec, "error_rate"),
+        drop_rate=_rate(sec, "drop_rate"),
+        truncate_rate=_rate(sec, "truncate_rate"),
+        burst429_rate=_rate(sec, "burst429_rate"),
+        seed=sec.take("seed", int, 0),
+    )
+    sec.finish()
+    return opts
+
+
+def _rate(sec: _Section, key: str) -> float:
+    value = sec.take(key, float, 0.0)
+    if not 0.0 <= value <= 1.0:
+        raise sec.error(key, f"a probability between 0 and 1, got {value!r}")
+    return value
+
+
+def _parse_limits(sec: _Section, endpoint: str) -> LimitsSpec:
+    spec = LimitsSpec(
+        concurrency=sec.take_positive("concurrency", int, 16),
+        requests_per_minute=sec.take_positive("requests_per_minute", int),
+        tokens_per_minute=sec.take_positive("tokens_per_minute", int),
+        max_attempts=sec.take_positive("max_attempts", int, 6),
+        timeout_s=sec.take_positive("timeout_s", float, 60.0, minimum=0.01),
+        batch_size=sec.take_positive("batch_size", int, 256),
+        batch_tokens=sec.take_positive("batch_tokens", int, 32_000),
+        max_retry_wait_s=sec.take_positive("max_retry_wait_s", float, 60.0, minimum=0),
+        max_rows=sec.take_positive("max_rows", int),
+        max_tokens=sec.take_positive("max_tokens", int),
+        max_cost=sec.take_positive("max_cost", float, minimum=0),
+    )
+    if spec.batch_size > 2048:
+        raise sec.error("batch_size", f"at most 2048 inputs per embeddings request, got {spec.batch_size}")
+    if spec.concurrency > 4096:
+        raise sec.error("concurrency", f"at most 4096, got {spec.concurrency}")
+    sec.finish()
+    return spec
+
+
+def _check_params(params: dict[str, Any], endpoint: str, top: _Section) -> None:
+    reserved = {"input", "messages", "prompt", "file", "model"}
+    for key in params:
+        if key in reserved:
+            raise top.error(f"params.{key}", "is filled from the input rows / [service]; remove it from [params]")
+    if endpoint == "embeddings" and "encoding_format" in params:
+        raise top.error("params.encoding_format", "is always base64 (decoded to float32); remove it")
+    for key in ("max_tokens", "max_completion_tokens", "n", "dimensions"):
+        value = params.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise top.error(f"params.{key}", f"must be a positive integer, got {value!r}")
+    temperature = params.get("temperature")
+    if temperature is not None and not (isinstance(temperature, int | float) and 0 <= temperature <= 2):
+        raise top.error("params.temperature", f"must be a number from 0 to 2, got {temperature!r}")
+
+
+def _parse_pricing(sec: _Section) -> PricingSpec:
+    spec = PricingSpec(**{f.name: sec.take_positive(f.name, float, minimum=0) for f in fields(PricingSpec)})
+    sec.finish()
+    return spec

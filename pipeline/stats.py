@@ -1,0 +1,95 @@
+"""Run statistics built from the runner's events: what progress lines and the summary show."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+RESERVOIR = 10_000
+
+
+@dataclass
+class RunStats:
+    total: int | None = None
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    requests: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    throttled: int = 0
+    retries: Counter[str] = field(default_factory=Counter)
+    failures_by_code: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.monotonic)
+    ended: float | None = None
+    _latencies: list[float] = field(default_factory=list)
+    _seen_latencies: int = 0
+
+    def handle(self, kind: str, **data: Any) -> None:
+        """The one entry point for events (row done, row failed, retry, throttled...)."""
+        getattr(self, f"_on_{kind}")(**data)
+
+    def _on_done(self, rows: int, latency_s: float, tokens_in: int = 0, tokens_out: int = 0) -> None:
+        self.succeeded += rows
+        self.requests += 1
+        self.tokens_in += tokens_in
+        self.tokens_out += tokens_out
+        self._sample_latency(latency_s)
+
+    def _on_failed(self, rows: int, code: str, requested: bool = True) -> None:
+        self.failed += rows
+        self.failures_by_code[code] += rows
+        if requested:
+            self.requests += 1
+
+    def _on_skipped(self, rows: int) -> None:
+        self.skipped += rows
+
+    def _on_retry(self, cause: str, attempt: int) -> None:
+        self.retries[cause] += 1
+
+    def _on_throttled(self, retry_after: float | None) -> None:
+        self.throttled += 1
+
+    def _sample_latency(self, latency_s: float) -> None:
+        # Reservoir sampling keeps percentiles honest with bounded memory.
+        self._seen_latencies += 1
+        if len(self._latencies) < RESERVOIR:
+            self._latencies.append(latency_s)
+        else:
+            slot = random.randrange(self._seen_latencies)
+            if slot < RESERVOIR:
+                self._latencies[slot] = latency_s
+
+    def percentile(self, q: float) -> float | None:
+        if not self._latencies:
+            return None
+        ordered = sorted(self._latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    @property
+    def elapsed(self) -> float:
+        return (self.ended or time.monotonic()) - self.started
+
+    def summary(self) -> dict[str, Any]:
+        elapsed = max(self.elapsed, 1e-9)
+        latency = {f"p{int(q * 100)}_ms": None if (v := self.percentile(q)) is None else round(v * 1000, 1)
+                   for q in (0.5, 0.95, 0.99)}
+        return {
+            "rows_total": self.total,
+            "rows_succeeded": self.succeeded,
+            "rows_failed": self.failed,
+            "rows_skipped": self.skipped,
+            "requests": self.requests,
+            "wall_time_s": round(elapsed, 3),
+            "rows_per_s": round(self.succeeded / elapsed, 2),
+            "latency": latency,
+            "retries": dict(self.retries),
+            "throttled_429": self.throttled,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "failures_by_code": dict(self.failures_by_code),
+        }

@@ -1,0 +1,33 @@
+"""`make demo`: run every sample job in jobs/ on the built-in emulator and say where results are."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def demo_jobs() -> list[Path]:
+    return sorted((ROOT / "jobs").glob("*.toml"))
+
+
+def main() -> int:
+    pipeline = [sys.executable, "-m", "pipeline"]
+    worst = 0
+    for job in demo_jobs():
+        name = job.stem
+        shutil.rmtree(ROOT / "out" / name, ignore_errors=True)  # a demo starts fresh
+        print(f"\n=== {job.relative_to(ROOT)} ===", flush=True)
+        code = subprocess.call([*pipeline, "run", str(job.relative_to(ROOT)), "--progress-every", "5"], cwd=ROOT)
+        print(f"exit code {code}; results in out/{name}/results/, failures in out/{name}/failures/", flush=True)
+        worst = max(worst, code)
+    print("\nRead results with pyarrow, pandas, polars or DuckDB, e.g.:")
+    print("  python -c \"import pyarrow.dataset as ds; print(ds.dataset('out/embed-corpus/results').to_table())\"")
+    return 0 if worst <= 1 else worst
+
+
+if __name__ == "__main__":
+    sys.exit(main())
