@@ -206,6 +206,10 @@ class Job:
         except OutputWriteError as error:
             self.stop(EXIT_OUTPUT, str(error))
             return
+        except Exception as error:  # a bug must cost a failure row, never a silently lost row
+            log.exception("unexpected error while processing rows %s", [item.row.id for item in batch[:3]])
+            self._fail_rows([item.row for item in batch], error, "internal")
+            return
         self.any_success = True
         latency_ms = round(response.latency_s * 1000, 2)
         tokens_in = tokens_out = 0

@@ -21,6 +21,9 @@ CUT = 0.7
 RAISE_STEP = 0.05
 MIN_SCALE = 0.02
 TOKEN_RESERVE_S = 0.1
+ADMITTED_WINDOW_S = 2.0
+ADMITTED_SHARE = 0.95  # after a 429, pace a little under what the service let through
+PROBE_AFTER_S = 30.0  # then try above it again, slowly
 
 
 def _bucket(rate_per_s: float, capacity: float) -> AsyncLimiter:
@@ -43,9 +46,11 @@ class Pacer:
         self._last_change = -1e9
         self._requests: AsyncLimiter | None = None
         self._tokens: AsyncLimiter | None = None
-        self._recent: collections.deque[tuple[float, int]] = collections.deque(maxlen=4096)
+        self._admitted: collections.deque[tuple[float, int]] = collections.deque(maxlen=4096)
+        self._learned: float | None = None
         self.waited = {"rpm": 0.0, "tpm": 0.0, "hold": 0.0}
         self._uncharged: list[AsyncLimiter] = []
+        self.generation = 0
         self._built = False
 
     # ---- rates
@@ -64,30 +69,40 @@ class Pacer:
         request_rate, token_rate = self.request_rate(), self.token_rate()
         self._requests = _bucket(request_rate, 1.0) if request_rate else None
         self._tokens = _bucket(token_rate, max(1.0, token_rate * TOKEN_RESERVE_S)) if token_rate else None
-        # aiolimiter starts empty and would let a whole capacity out at once: charge it first.
         self._uncharged = [b for b in (self._requests, self._tokens) if b is not None]
+        self.generation += 1
         self._built = True
 
     # ---- acquiring
 
-    async def acquire(self, tokens: int) -> None:
-        """Wait for the shared hold, then for a request slot and `tokens` of token budget."""
+    async def acquire(self, tokens: int) -> int:
+        """Wait for the shared hold, a request slot and `tokens` of budget; returns the rate generation.
+
+        A slot taken from buckets that were replaced meanwhile (the rate changed) or before a hold
+        began is stale: take a fresh one, or a burst of old-rate slots would follow every 429.
+        """
         if not self._built:
             self._rebuild()
+        while True:
+            await self._wait_hold()
+            generation = self.generation
+            await self._charge_new_buckets()
+            started = self._clock()
+            if self._requests is not None:
+                await self._requests.acquire(1)
+                self.waited["rpm"] += self._clock() - started
+            if self._tokens is not None and tokens > 0:
+                started = self._clock()
+                await self._acquire_tokens(self._tokens, tokens)
+                self.waited["tpm"] += self._clock() - started
+            if generation == self.generation and self._not_before <= self._clock():
+                return generation
+
+    async def _charge_new_buckets(self) -> None:
+        # aiolimiter starts empty and would let a whole capacity out at once: charge it first.
         while self._uncharged:
             bucket = self._uncharged.pop()
             await bucket.acquire(bucket.max_rate)
-        await self._wait_hold()
-        if self._requests is not None:
-            started = self._clock()
-            await self._requests.acquire(1)
-            self.waited["rpm"] += self._clock() - started
-        if self._tokens is not None and tokens > 0:
-            started = self._clock()
-            await self._acquire_tokens(self._tokens, tokens)
-            self.waited["tpm"] += self._clock() - started
-        await self._wait_hold()  # a 429 may have come in while we waited
-        self._recent.append((self._clock(), tokens))
 
     async def _acquire_tokens(self, bucket: AsyncLimiter, tokens: int) -> None:
         # acquire() raises above capacity: take a large estimate in capacity-sized pieces.
@@ -104,36 +119,64 @@ class Pacer:
 
     # ---- adapting
 
-    def on_rate_limited(self, retry_after: float | None) -> None:
-        """A 429: everyone waits out retry-after, and the rate drops (once per cool-down)."""
+    def on_rate_limited(self, retry_after: float | None, generation: int | None = None) -> None:
+        """A 429: everyone waits out retry-after, and the rate drops to what the service admitted.
+
+        A 429 for a request sent at an older rate says nothing about the current one: hold, no cut.
+        """
         now = self._clock()
         hold = retry_after if retry_after is not None else 1.0
         self._not_before = max(self._not_before, now + min(hold, 60.0))
-        if now - self._last_cut < max(1.0, hold):
+        if generation is not None and generation != self.generation:
             return
         if self.rpm_ceiling is None and self.tpm_ceiling is None:
             self._learn_ceiling(now)
-        self.scale = max(MIN_SCALE, self.scale * CUT)
+        admitted = self._admitted_scale(now)
+        self.scale = max(MIN_SCALE, min(self.scale * CUT, admitted * ADMITTED_SHARE if admitted else 1.0))
+        self._learned = self.scale / ADMITTED_SHARE if admitted else None
         self._last_cut = self._last_change = now
         self._rebuild()
 
+    def _admitted_scale(self, now: float) -> float | None:
+        """Share of the ceiling the service admitted over the last seconds (the busier bucket)."""
+        window = [(t, k) for t, k in self._admitted if now - t <= ADMITTED_WINDOW_S]
+        if len(window) < 3:
+            return None
+        span = max(1.0, now - window[0][0])  # at least one service window
+        shares = []
+        if self.rpm_ceiling:
+            shares.append(len(window) / span * 60 / self.rpm_ceiling)
+        if self.tpm_ceiling:
+            shares.append(sum(k for _, k in window) / span * 60 / self.tpm_ceiling)
+        return max(shares) if shares else None
+
     def _learn_ceiling(self, now: float) -> None:
         """No limits in the spec: take what we achieved over the last seconds as the ceiling."""
-        window = [(t, k) for t, k in self._recent if now - t <= 5.0]
+        window = [(t, k) for t, k in self._admitted if now - t <= 5.0]
         if len(window) >= 2:
             span = max(1.0, now - window[0][0])
             self.rpm_ceiling = len(window) / span * 60
             self.scale = 1.0
 
-    def on_success(self, remaining_requests: int | None, remaining_tokens: int | None) -> None:
-        """Raise the rate toward the ceiling while answers come back clean with headroom."""
+    def on_success(self, tokens: int, remaining_requests: int | None, remaining_tokens: int | None) -> None:
+        """Raise the rate toward the ceiling while answers come back clean with headroom.
+
+        Below the rate where 429s came (`_learned`) the steps are quick; above it we probe
+        slowly, so a spec that overstates the quota settles just under the real one.
+        """
+        now = self._clock()
+        self._admitted.append((now, tokens))
         if self.scale >= 1.0:
             return
-        now = self._clock()
         exhausted = remaining_requests == 0 or remaining_tokens == 0
         if exhausted or now - self._last_cut < 2.0 or now - self._last_change < 1.0:
             return
-        self.scale = min(1.0, self.scale + RAISE_STEP)
+        cap = 1.0
+        if self._learned is not None and now - self._last_cut < PROBE_AFTER_S:
+            cap = min(1.0, self._learned * HEADROOM)
+        if self.scale >= cap:
+            return
+        self.scale = min(cap, self.scale + RAISE_STEP)
         self._last_change = now
         self._rebuild()
 

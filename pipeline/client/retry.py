@@ -34,7 +34,7 @@ def retry_policy(max_attempts: int, max_wait: float,
     return AsyncRetrying(
         stop=stop_after_attempt(max_attempts),
         retry=retry_if_exception(is_retryable),
-        wait=wait_retry_after(wait_exponential_jitter(initial=0.5, max=min(8.0, max_wait), jitter=0.5), max_wait),
+        wait=wait_retry_after(wait_exponential_jitter(multiplier=0.5, max=min(8.0, max_wait), jitter=0.5), max_wait),
         before_sleep=before_sleep,
         sleep=sleep,
         reraise=True,

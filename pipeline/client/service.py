@@ -92,17 +92,17 @@ class ServiceClient:
         return json.dumps(payload, ensure_ascii=False).encode()
 
     async def _limited(self, request: Request, url: str, body: bytes | None, attempt: int) -> HttpResponse:
-        await self.pacer.acquire(request.tokens)
+        generation = await self.pacer.acquire(request.tokens)
         headers = {**await self.auth.headers(), "User-Agent": USER_AGENT}
         if body is not None:
             headers["Content-Type"] = "application/json"
         try:
             response = await send_once(self.session, url, headers, request, body, self._timeout)
         except RateLimitError as error:
-            self.pacer.on_rate_limited(error.retry_after)
+            self.pacer.on_rate_limited(error.retry_after, generation)
             self._on_event("throttled", retry_after=error.retry_after)
             raise
-        self.pacer.on_success(_int_header(response.headers, "x-ratelimit-remaining-requests"),
+        self.pacer.on_success(request.tokens, _int_header(response.headers, "x-ratelimit-remaining-requests"),
                               _int_header(response.headers, "x-ratelimit-remaining-tokens"))
         if log.isEnabledFor(logging.DEBUG):
             log.debug("POST %s -> %d in %.0f ms (attempt %d, request id %s)", url, response.status,

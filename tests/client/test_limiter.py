@@ -65,7 +65,7 @@ def test_rate_recovers_after_quiet_success() -> None:
     pacer._rebuild = lambda: None  # type: ignore[method-assign]
     for _ in range(30):
         now[0] += 1.1
-        pacer.on_success(10, 1000)
+        pacer.on_success(1, 10, 1000)
     assert cut < 1.0
     assert pacer.scale == 1.0
 
@@ -75,7 +75,7 @@ def test_unlimited_pacer_learns_a_ceiling_from_a_429() -> None:
     pacer = Pacer(rpm=None, tpm=None, clock=lambda: now[0])
     pacer._rebuild = lambda: None  # type: ignore[method-assign]
     for i in range(100):
-        pacer._recent.append((i * 0.05, 1))  # 20 requests/s over 5 s
+        pacer._admitted.append((i * 0.05, 1))  # 20 requests/s over 5 s
     now[0] = 5.0
     pacer.on_rate_limited(1.0)
     assert pacer.rpm_ceiling is not None

@@ -1,0 +1,66 @@
+"""Deterministic content: the same request always gets the same answer.
+
+Vectors and JSON answers live here; prose, images, audio and transcripts in
+their own modules, re-exported so callers need one import. Everything is
+seeded from a hash of the input, so a test can recompute what the client
+should have received.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from pipeline.emulator.audio import SPEECH_CONTENT_TYPES, audio_duration_s, speech_audio
+from pipeline.emulator.png import png_bytes, png_size
+from pipeline.emulator.prose import fit_to_tokens, generated_text, seed_of, words_for
+from pipeline.emulator.schema_fill import value_for_schema
+from pipeline.emulator.transcripts import Transcript, transcript_for
+
+__all__ = [
+    "SPEECH_CONTENT_TYPES",
+    "Transcript",
+    "audio_duration_s",
+    "default_dimensions",
+    "embedding_vector",
+    "fit_to_tokens",
+    "generated_text",
+    "json_answer",
+    "png_bytes",
+    "png_size",
+    "seed_of",
+    "speech_audio",
+    "transcript_for",
+    "value_for_schema",
+    "words_for",
+]
+
+
+def default_dimensions(model: str) -> int:
+    """The native vector length for a model or deployment name (1536 if unknown)."""
+    return 3072 if "3-large" in model.lower() else 1536
+
+
+def embedding_vector(text: str, dims: int) -> np.ndarray:
+    """Unit-norm float32 vector for `text`.
+
+    Shorter vectors are prefixes of longer ones renormalised, as OpenAI's
+    `dimensions` shortening behaves.
+    """
+    rng = np.random.default_rng(seed_of("embedding", text))
+    vector = rng.standard_normal(dims, dtype=np.float32)
+    norm = float(np.linalg.norm(vector))
+    return (vector / norm).astype(np.float32) if norm else vector
+
+
+def json_answer(seed: int, response_format: dict[str, Any]) -> str:
+    """The text of a JSON-mode answer: an object, shaped by the schema if one is given."""
+    if response_format.get("type") == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema") or {}
+        value = value_for_schema(schema, seed)
+    else:
+        text, _ = generated_text(seed, None)
+        value = {"answer": text}
+    return json.dumps(value)

@@ -1,0 +1,75 @@
+"""Chat completions as server-sent events, in the order and shape Azure streams them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from pipeline.emulator import filters
+from pipeline.emulator.exchange import Exchange
+from pipeline.emulator.ops import sse
+from pipeline.emulator.ops.answers import Answer, chat_usage, filter_results
+from pipeline.emulator.ops.common import created, fingerprint, new_id
+
+
+async def stream_chat(x: Exchange, choices: list[Answer]) -> web.StreamResponse:
+    """Azure's order: prompt filter results, then per choice a role chunk, deltas, a finish chunk."""
+    response = await sse.open_stream(x)
+    frame = _Frame(x)
+    if x.azure:
+        await sse.send(
+            response,
+            {
+                "choices": [],
+                "created": 0,
+                "id": "",
+                "model": "",
+                "object": "",
+                "prompt_filter_results": filters.prompt_filter_results(),
+            },
+        )
+    for index, answer in enumerate(choices):
+        role_delta: dict[str, Any] = {"role": "assistant", "content": "", "refusal": None}
+        await sse.send(response, frame.chunk(index, role_delta, None, {}))
+        for delta in _deltas(answer):
+            await sse.pause(x)
+            await sse.send(response, frame.chunk(index, delta, None, filters.choice_results()))
+        await sse.send(response, frame.chunk(index, {}, answer.finish_reason, filter_results(answer)))
+    if sse.wants_usage(x):
+        await sse.send(response, frame.usage_chunk(chat_usage(x.body, choices)))
+    return await sse.finish(x, response)
+
+
+def _deltas(answer: Answer) -> list[dict[str, Any]]:
+    if answer.tool_calls:
+        return [{"tool_calls": [dict(call, index=i) for i, call in enumerate(answer.tool_calls)]}]
+    words = (answer.text or "").split(" ")
+    return [{"content": word if i == 0 else " " + word} for i, word in enumerate(words) if word or i == 0]
+
+
+class _Frame:
+    """The fields every chunk of one stream shares."""
+
+    def __init__(self, x: Exchange) -> None:
+        self.x = x
+        self.base = {
+            "id": new_id("chatcmpl-"),
+            "object": "chat.completion.chunk",
+            "created": created(),
+            "model": x.model,
+            "system_fingerprint": fingerprint(x),
+        }
+        self.include_usage = sse.wants_usage(x)
+
+    def chunk(self, index: int, delta: dict[str, Any], finish: str | None, results: dict[str, Any]) -> dict[str, Any]:
+        choice: dict[str, Any] = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+        if self.x.azure:
+            choice["content_filter_results"] = results
+        event = dict(self.base, choices=[choice])
+        if self.include_usage:
+            event["usage"] = None
+        return event
+
+    def usage_chunk(self, usage_body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.base, choices=[], usage=usage_body)

@@ -1,0 +1,154 @@
+"""The official openai SDK parses every answer the emulator gives, on Azure and OpenAI routes."""
+
+from __future__ import annotations
+
+import base64
+import urllib.request
+from collections.abc import Iterator
+
+import numpy as np
+import openai
+import pytest
+from openai import AsyncAzureOpenAI, AzureOpenAI, OpenAI
+
+from pipeline.emulator import EmulatorConfig, EmulatorThread, embedding_vector
+from pipeline.emulator.content import png_size
+from pipeline.emulator.testing import fault_marker, make_wav
+
+API_VERSION = "2024-10-21"
+MESSAGES = [{"role": "user", "content": "Say something"}]
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[EmulatorThread]:
+    with EmulatorThread(EmulatorConfig(image_size_px=32, token_verifier=lambda token: token == "entra")) as running:
+        yield running
+
+
+@pytest.fixture
+def azure(emulator: EmulatorThread) -> AzureOpenAI:
+    return AzureOpenAI(azure_endpoint=emulator.url, api_key="k", api_version=API_VERSION, max_retries=0)
+
+
+@pytest.fixture
+def oai(emulator: EmulatorThread) -> OpenAI:
+    return OpenAI(base_url=emulator.url + "/v1", api_key="k", max_retries=0)
+
+
+@pytest.fixture(params=["azure", "openai"])
+def client(request: pytest.FixtureRequest, azure: AzureOpenAI, oai: OpenAI) -> OpenAI:
+    return azure if request.param == "azure" else oai
+
+
+def test_embeddings_default_base64_is_decoded_by_the_sdk(client: OpenAI) -> None:
+    answer = client.embeddings.create(model="text-embedding-3-small", input=["alpha", "beta"])
+    assert [d.index for d in answer.data] == [0, 1]
+    assert np.array_equal(np.asarray(answer.data[1].embedding, dtype=np.float32), embedding_vector("beta", 1536))
+    assert answer.usage.prompt_tokens == answer.usage.total_tokens > 0
+
+
+def test_embeddings_float_with_dimensions(client: OpenAI) -> None:
+    answer = client.embeddings.create(
+        model="text-embedding-3-large", input="gamma", encoding_format="float", dimensions=64
+    )
+    assert np.array_equal(np.asarray(answer.data[0].embedding, dtype=np.float32), embedding_vector("gamma", 64))
+
+
+def test_chat(client: OpenAI) -> None:
+    answer = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=50, seed=1)
+    choice = answer.choices[0]
+    assert answer.object == "chat.completion" and choice.message.role == "assistant"
+    assert choice.message.content and choice.finish_reason in ("stop", "length")
+    assert answer.usage is not None and answer.usage.completion_tokens <= 50
+
+
+def test_chat_stream_with_usage(client: OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    text, finish, usage = "", None, None
+    for chunk in stream:
+        if chunk.usage is not None:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+            finish = choice.finish_reason or finish
+    assert text and finish == "stop"
+    assert usage is not None and usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
+def test_legacy_completions(client: OpenAI) -> None:
+    answer = client.completions.create(model="gpt-35-turbo-instruct", prompt="Once upon", max_tokens=10)
+    assert answer.object == "text_completion" and answer.choices[0].text
+
+
+def test_transcription_formats(client: OpenAI) -> None:
+    audio = make_wav(3.0)
+    plain = client.audio.transcriptions.create(model="whisper-1", file=("a.wav", audio))
+    assert plain.text
+    text = client.audio.transcriptions.create(model="whisper-1", file=("a.wav", audio), response_format="text")
+    assert isinstance(text, str) and text.strip() == plain.text
+    verbose = client.audio.transcriptions.create(
+        model="whisper-1",
+        file=("a.wav", audio),
+        response_format="verbose_json",
+        timestamp_granularities=["word", "segment"],
+    )
+    assert verbose.duration == pytest.approx(3.0)
+    assert verbose.words and verbose.segments
+    assert verbose.words[-1].end <= verbose.duration
+
+
+def test_translation(client: OpenAI) -> None:
+    answer = client.audio.translations.create(model="whisper-1", file=("a.wav", make_wav(1.0)))
+    assert answer.text
+
+
+def test_images_b64_and_url(client: OpenAI) -> None:
+    answer = client.images.generate(model="dall-e-3", prompt="a lighthouse", response_format="b64_json")
+    assert png_size(base64.b64decode(answer.data[0].b64_json or "")) == (32, 32)
+    assert answer.data[0].revised_prompt
+    answer = client.images.generate(model="dall-e-3", prompt="a lighthouse", response_format="url")
+    with urllib.request.urlopen(answer.data[0].url or "", timeout=5) as image:
+        assert png_size(image.read()) == (32, 32)
+
+
+def test_speech(client: OpenAI) -> None:
+    answer = client.audio.speech.create(model="tts-1", voice="alloy", input="Hello there", response_format="wav")
+    assert answer.content.startswith(b"RIFF")
+
+
+def test_sdk_errors_map_to_its_exception_classes(azure: AzureOpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as filtered:
+        azure.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "BLOCKME"}])
+    assert filtered.value.code == "content_filter"
+    with pytest.raises(openai.RateLimitError) as limited:
+        azure.embeddings.create(model="e", input=fault_marker("429"))
+    assert limited.value.response.headers["retry-after-ms"] == "50"
+    with pytest.raises(openai.InternalServerError):
+        azure.embeddings.create(model="e", input=fault_marker("503"))
+
+
+def test_sdk_retries_injected_faults_and_succeeds(emulator: EmulatorThread) -> None:
+    client = AzureOpenAI(azure_endpoint=emulator.url, api_key="k", api_version=API_VERSION, max_retries=2)
+    answer = client.embeddings.create(model="e", input=f"retry me {fault_marker('429', 2)}")
+    assert answer.data
+
+
+def test_entra_token_is_checked(emulator: EmulatorThread) -> None:
+    good = AzureOpenAI(azure_endpoint=emulator.url, azure_ad_token_provider=lambda: "entra", api_version=API_VERSION)
+    assert good.embeddings.create(model="e", input="x").data
+    bad = AzureOpenAI(
+        azure_endpoint=emulator.url, azure_ad_token_provider=lambda: "forged", api_version=API_VERSION, max_retries=0
+    )
+    with pytest.raises(openai.AuthenticationError):
+        bad.embeddings.create(model="e", input="x")
+
+
+async def test_async_azure_client(emulator: EmulatorThread) -> None:
+    client = AsyncAzureOpenAI(azure_endpoint=emulator.url, api_key="k", api_version=API_VERSION)
+    answer = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert answer.choices[0].message.content
+    await client.close()
