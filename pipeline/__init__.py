@@ -1,3 +1,31 @@
-"""Async batch pipeline for Azure OpenAI and OpenAI-compatible services."""
+"""Async batch pipeline for Azure OpenAI and OpenAI-compatible services.
 
-__version__ = "0.1.0"
+    from pipeline import load_spec, run_job
+    result = run_job(load_spec("jobs/embed-corpus.toml"))
+    result.exit_code, result.summary["rows_succeeded"]
+"""
+
+from pipeline.errors import (
+    APIError,
+    InputError,
+    JobAborted,
+    PipelineError,
+    SpecError,
+)
+from pipeline.runner import RunOptions, RunResult, run_job
+from pipeline.spec import JobSpec, load_spec
+from pipeline.version import __version__
+
+__all__ = [
+    "APIError",
+    "InputError",
+    "JobAborted",
+    "JobSpec",
+    "PipelineError",
+    "RunOptions",
+    "RunResult",
+    "SpecError",
+    "__version__",
+    "load_spec",
+    "run_job",
+]

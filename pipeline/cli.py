@@ -49,15 +49,26 @@ def guarded(action: Callable[[], Any]) -> Any:
         fail(str(exc), EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         fail("interrupted", 130)
+    except Exception as exc:  # a bug: one line for the user, the traceback at debug level
+        import logging
+
+        logging.getLogger("pipeline").debug("internal error", exc_info=True)
+        fail(f"internal error: {type(exc).__name__}: {exc} (committed results are safe; a rerun resumes; "
+             "--log-level debug shows the traceback)", EXIT_INTERNAL)
 
 
 @click.group()
 @click.version_option(package_name="aoai-pipeline")
 @click.option("--log-level", default=None, help="debug, info, warning (default), error. Env: PIPELINE_LOG_LEVEL.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def main(log_level: str | None, log_format: str) -> None:
+@click.option("--log-bodies", is_flag=True, help="At debug level, also log request and response bodies.")
+def main(log_level: str | None, log_format: str, log_bodies: bool) -> None:
     """Async batch pipeline for Azure OpenAI and OpenAI-compatible services."""
     configure_logging(log_level, log_format)
+    if log_bodies:
+        from pipeline.client import service
+
+        service.LOG_BODIES = True
 
 
 @main.command()
@@ -88,11 +99,16 @@ def validate(job: Path) -> None:
 @click.option("--progress-every", type=float, default=30.0, show_default=True,
               help="Seconds between status lines when not on a terminal.")
 @click.option("--summary-json", type=click.Path(path_type=Path), help="Write the run summary as JSON here.")
+@click.option("--log-level", default=None, help="Same as the option before the command.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default=None)
 def run(job: Path, retry_failed: bool, force: bool, limit: int | None, max_duration: float | None,
-        quiet: bool, progress_every: float, summary_json: Path | None) -> None:
+        quiet: bool, progress_every: float, summary_json: Path | None, log_level: str | None,
+        log_format: str | None) -> None:
     """Run a job: stream the input through the service into results/ and failures/."""
     from pipeline.progress import ProgressPrinter, summary_text
 
+    if log_level or log_format:
+        configure_logging(log_level, log_format or "text")
     spec = guarded(lambda: load_spec(job))
     printer = None if quiet else ProgressPrinter(tpm_limit=spec.limits.tokens_per_minute)
     options = RunOptions(retry_failed=retry_failed, force=force, limit=limit, max_duration_s=max_duration,
@@ -107,6 +123,80 @@ def run(job: Path, retry_failed: bool, force: bool, limit: int | None, max_durat
     if result.message:
         click.echo(("error: " if result.exit_code == EXIT_ABORTED else "") + redact(result.message), err=True)
     sys.exit(result.exit_code)
+
+
+def _output_of(target: Path) -> tuple[Any, Any]:
+    """A job spec path or an output folder -> (spec or None, OutputFolder)."""
+    from pipeline.checkpoint import OutputFolder
+
+    if target.is_dir():
+        return None, OutputFolder(target)
+    spec = load_spec(target)
+    return spec, OutputFolder(spec.output.path)
+
+
+@main.command()
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(target: Path, as_json: bool) -> None:
+    """Done / failed / remaining of a job (spec or output folder), without calling the service."""
+    from pipeline.report import job_status, status_text
+    from pipeline.sources import open_source
+
+    def show() -> None:
+        spec, out = _output_of(target)
+        if not out.path.exists():
+            raise PipelineError(f"{out.path}: no output yet; run the job first")
+        total = open_source(spec.input, spec.output).count() if spec else None
+        info = job_status(out, total)
+        click.echo(json.dumps(info, indent=2) if as_json else status_text(info))
+
+    guarded(show)
+
+
+@main.command()
+@click.argument("job", type=click.Path(path_type=Path))
+@click.option("--to", "destination", required=True, type=click.Path(path_type=Path),
+              help="Output file: .parquet, .jsonl or .csv.")
+@click.option("--join", "join", multiple=True, help="Input column to add (repeatable); [output] keep is added too.")
+def export(job: Path, destination: Path, join: tuple[str, ...]) -> None:
+    """Write all results in input order to one file, joined with input columns."""
+    from pipeline.report import export_results
+
+    def go() -> None:
+        spec = load_spec(job)
+        rows = export_results(spec, destination, list(dict.fromkeys([*join])))
+        click.echo(f"wrote {rows} rows to {destination}")
+
+    guarded(go)
+
+
+@main.command()
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--to", "destination", type=click.Path(path_type=Path), help="Export to .parquet, .jsonl or .csv.")
+@click.option("--limit", type=int, default=20, show_default=True, help="Rows to list.")
+def failures(target: Path, destination: Path | None, limit: int) -> None:
+    """List (or export) the rows that failed and never succeeded, newest record per id."""
+    from pipeline.report import latest_failures, write_table
+
+    def go() -> None:
+        _, out = _output_of(target)
+        table = latest_failures(out)
+        if table is None or table.num_rows == 0:
+            click.echo("no failures")
+            return
+        if destination:
+            write_table(table, destination)
+            click.echo(f"wrote {table.num_rows} failures to {destination}")
+            return
+        for record in table.slice(0, limit).to_pylist():
+            where = f"line {record['line']}" if record.get("line") else ""
+            click.echo(f"{record['id']}\t{where}\t{record['error_class']}\t{record.get('status') or ''}\t"
+                       f"{record.get('error_code') or ''}\t{record['message']}\t{record.get('request_id') or ''}")
+        if table.num_rows > limit:
+            click.echo(f"... and {table.num_rows - limit} more (use --limit or --to FILE)")
+
+    guarded(go)
 
 
 def _register_emulator() -> None:

@@ -65,6 +65,9 @@ def summary_text(summary: dict[str, Any], output: str) -> str:
         f"retries: {retries}; 429s: {summary.get('throttled_429', 0)}",
         f"tokens: {summary['tokens_in']} in, {summary['tokens_out']} out",
     ]
+    cost = summary.get("cost")
+    if cost:
+        lines.append(f"cost: {'~' if cost['estimated'] else ''}${cost['amount']:.4f} ({cost['prices']})")
     if summary.get("failures_by_code"):
         lines.append("failures: " + ", ".join(f"{k} {v}" for k, v in summary["failures_by_code"].items()))
     lines.append(f"output: {output}")

@@ -22,7 +22,6 @@ from typing import Any
 import aiohttp
 import pyarrow as pa
 
-from pipeline import __version__
 from pipeline.checkpoint import OutputFolder, now_iso
 from pipeline.client.auth import Auth, TokenCredential, make_auth
 from pipeline.client.limiter import Pacer
@@ -31,17 +30,20 @@ from pipeline.endpoints.base import Endpoint, Item, RowError
 from pipeline.errors import (
     APIError,
     AuthenticationError,
+    JobAborted,
     NotFoundError,
     PermissionDeniedError,
     PipelineError,
 )
 from pipeline.preflight import Preflight, preflight
+from pipeline.pricing import prices_for
 from pipeline.redact import redact
 from pipeline.sinks.files import LocalFileStore
 from pipeline.sinks.parquet import OutputWriteError, PartWriter
 from pipeline.sources.base import Row
 from pipeline.spec import JobSpec
 from pipeline.stats import RunStats
+from pipeline.version import __version__
 
 log = logging.getLogger("pipeline")
 
@@ -128,7 +130,12 @@ class Job:
         self.any_success = False
         self.sent_rows = 0
         self.files: LocalFileStore | None = None
+        self.prices = prices_for(spec)
         self._deadline = time.monotonic() + options.max_duration_s if options.max_duration_s else None
+
+    def cost(self) -> float:
+        s = self.stats
+        return self.prices.cost(s.tokens_in, s.tokens_out, s.images, s.audio_seconds) if self.prices else 0.0
 
     def emit(self, kind: str, **data: Any) -> None:
         self.stats.handle(kind, **data)
@@ -136,10 +143,15 @@ class Job:
             self.options.on_event(kind, **data)
 
     def stop(self, code: int, message: str | None = None) -> None:
-        """Stop taking rows; the first reason to stop wins."""
+        """Stop now: requests in flight may finish, queued ones are left for the next run."""
+        self.finish_early(code, message)
+        self.stopping.set()
+
+    def finish_early(self, code: int, message: str | None = None) -> bool:
+        """Take no more rows but finish those already taken (budgets). The first reason wins."""
         if self.stop_code is None:
             self.stop_code, self.stop_message = code, message
-        self.stopping.set()
+        return True
 
     # ---- producing work
 
@@ -166,14 +178,14 @@ class Job:
         if self.options.limit is not None and self.sent_rows >= self.options.limit:
             return True
         if limits.max_rows is not None and self.sent_rows >= limits.max_rows:
-            self.stop(EXIT_BUDGET, f"stopped at max_rows = {limits.max_rows}; run again to continue")
-            return True
+            return self.finish_early(EXIT_BUDGET, f"stopped at max_rows = {limits.max_rows}; run again to continue")
         if limits.max_tokens is not None and self.stats.tokens_in + self.stats.tokens_out >= limits.max_tokens:
-            self.stop(EXIT_BUDGET, f"stopped at max_tokens = {limits.max_tokens}; run again to continue")
-            return True
+            return self.finish_early(EXIT_BUDGET, f"stopped at max_tokens = {limits.max_tokens}; run again to continue")
+        if limits.max_cost is not None and self.prices is not None and self.cost() >= limits.max_cost:
+            return self.finish_early(EXIT_BUDGET, f"stopped at max_cost = {limits.max_cost} (estimated); "
+                                     "run again to continue")
         if self._deadline is not None and time.monotonic() >= self._deadline:
-            self.stop(EXIT_BUDGET, "stopped at --max-duration; run again to continue")
-            return True
+            return self.finish_early(EXIT_BUDGET, "stopped at --max-duration; run again to continue")
         return self.stopping.is_set()
 
     async def produce(self, max_request_tokens: int | None) -> None:
@@ -188,7 +200,7 @@ class Job:
     # ---- working
 
     async def work(self, client: ServiceClient) -> None:
-        while not self.stopping.is_set() or self.stop_code is None:
+        while True:
             batch = await self.queue.get()
             if batch is None or self.stopping.is_set():
                 return
@@ -206,13 +218,17 @@ class Job:
         except OutputWriteError as error:
             self.stop(EXIT_OUTPUT, str(error))
             return
+        except JobAborted as error:
+            self.stop(EXIT_ABORTED, str(error))
+            return
         except Exception as error:  # a bug must cost a failure row, never a silently lost row
             log.exception("unexpected error while processing rows %s", [item.row.id for item in batch[:3]])
             self._fail_rows([item.row for item in batch], error, "internal")
             return
         self.any_success = True
         latency_ms = round(response.latency_s * 1000, 2)
-        tokens_in = tokens_out = 0
+        tokens_in = tokens_out = images = 0
+        audio_seconds = 0.0
         for item, result in zip(batch, results, strict=True):
             record = {"id": item.row.id, **result, "request_id": response.request_id, "attempts": attempts,
                       "latency_ms": latency_ms}
@@ -221,7 +237,10 @@ class Job:
             self.results.add(record)
             tokens_in += result.get("prompt_tokens") or 0
             tokens_out += result.get("completion_tokens") or 0
-        self.emit("done", rows=len(batch), latency_s=response.latency_s, tokens_in=tokens_in, tokens_out=tokens_out)
+            images += result.get("_images") or 0  # billing units endpoints may report
+            audio_seconds += result.get("_audio_seconds") or 0.0
+        self.emit("done", rows=len(batch), latency_s=response.latency_s, tokens_in=tokens_in, tokens_out=tokens_out,
+                  images=images, audio_seconds=audio_seconds)
 
     def _on_api_error(self, batch: list[Item], error: APIError) -> None:
         if isinstance(error, AuthenticationError | PermissionDeniedError) or (
@@ -343,7 +362,10 @@ async def _wait_workers(job: Job, workers: list[asyncio.Task[None]]) -> None:
     """Until every worker ends; after a stop, give in-flight requests a short deadline."""
     pending = set(workers)
     while pending:
-        _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED, timeout=0.2)
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED, timeout=0.2)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]  # a dead worker must never go unnoticed
         if job.stopping.is_set() and job.stop_code in (EXIT_ABORTED, EXIT_OUTPUT):
             return
         if job.stopping.is_set() and pending:
@@ -404,6 +426,9 @@ def run_job(spec: JobSpec, options: RunOptions | None = None) -> RunResult:
 def _finish(job: Job, started: str) -> RunResult:
     job.stats.ended = time.monotonic()
     summary = job.stats.summary()
+    if job.prices is not None:
+        summary["cost"] = {"amount": round(job.cost(), 6), "currency": "USD", "estimated": job.prices.estimated,
+                           "prices": job.prices.source}
     code = job.stop_code if job.stop_code is not None else (EXIT_ROWS_FAILED if job.stats.failed else EXIT_OK)
     history = (job.out.read_job() or {}).get("runs", [])[-49:]
     history.append({"started": started, "ended": now_iso(), "exit_code": code, "summary": summary,

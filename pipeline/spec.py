@@ -452,6 +452,8 @@ def _parse_limits(sec: _Section, endpoint: str) -> LimitsSpec:
 
 def _check_params(params: dict[str, Any], endpoint: str, top: _Section) -> None:
     reserved = {"input", "messages", "prompt", "file", "model"}
+    if endpoint in ("transcription", "translation"):
+        reserved.discard("prompt")  # Whisper's prompt is one hint for the whole job, not a row's text
     for key in params:
         if key in reserved:
             raise top.error(f"params.{key}", "is filled from the input rows / [service]; remove it from [params]")

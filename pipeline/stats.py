@@ -21,6 +21,8 @@ class RunStats:
     tokens_in: int = 0
     tokens_out: int = 0
     throttled: int = 0
+    images: int = 0
+    audio_seconds: float = 0.0
     retries: Counter[str] = field(default_factory=Counter)
     failures_by_code: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
@@ -32,8 +34,11 @@ class RunStats:
         """The one entry point for events (row done, row failed, retry, throttled...)."""
         getattr(self, f"_on_{kind}")(**data)
 
-    def _on_done(self, rows: int, latency_s: float, tokens_in: int = 0, tokens_out: int = 0) -> None:
+    def _on_done(self, rows: int, latency_s: float, tokens_in: int = 0, tokens_out: int = 0,
+                 images: int = 0, audio_seconds: float = 0.0) -> None:
         self.succeeded += rows
+        self.images += images
+        self.audio_seconds += audio_seconds
         self.requests += 1
         self.tokens_in += tokens_in
         self.tokens_out += tokens_out
@@ -91,5 +96,7 @@ class RunStats:
             "throttled_429": self.throttled,
             "tokens_in": self.tokens_in,
             "tokens_out": self.tokens_out,
+            "images": self.images,
+            "audio_seconds": round(self.audio_seconds, 2),
             "failures_by_code": dict(self.failures_by_code),
         }

@@ -92,7 +92,7 @@ def make_auth(service: ServiceSpec, credential: TokenCredential | None = None,
         return StaticAuth({"api-key": EMULATOR_PLACEHOLDER_KEY} if service.provider == "emulator" else {})
     key = api_key_from_env(service, env)
     if not key:
-        if service.provider == "emulator":
+        if service.provider == "emulator" and not service.api_key_env:
             key = EMULATOR_PLACEHOLDER_KEY
         else:
             variable = service.api_key_env or ("OPENAI_API_KEY" if service.provider == "openai"

@@ -22,6 +22,7 @@ RAISE_STEP = 0.05
 MIN_SCALE = 0.02
 TOKEN_RESERVE_S = 0.1
 ADMITTED_WINDOW_S = 2.0
+WINDOW_S = 1.0  # the shortest window Azure evaluates quota over
 ADMITTED_SHARE = 0.95  # after a 429, pace a little under what the service let through
 PROBE_AFTER_S = 30.0  # then try above it again, slowly
 
@@ -50,6 +51,9 @@ class Pacer:
         self._learned: float | None = None
         self.waited = {"rpm": 0.0, "tpm": 0.0, "hold": 0.0}
         self._uncharged: list[AsyncLimiter] = []
+        self._token_lock = asyncio.Lock()
+        self._window: collections.deque[tuple[float, int]] = collections.deque()
+        self._window_tokens = 0
         self.generation = 0
         self._built = False
 
@@ -62,8 +66,9 @@ class Pacer:
         return self.tpm_ceiling * self.scale / 60 if self.tpm_ceiling else None
 
     def max_request_tokens(self) -> int | None:
-        """Largest estimate one request should carry: under a second of token quota."""
-        return int(self.tpm_ceiling / 60 * 0.9) if self.tpm_ceiling else None
+        """Largest estimate a batched request should carry: an eighth of a second of token quota,
+        so requests stay small against the service's shortest window and pace evenly."""
+        return max(1, int(self.tpm_ceiling / 60 / 8)) if self.tpm_ceiling else None
 
     def _rebuild(self) -> None:
         request_rate, token_rate = self.request_rate(), self.token_rate()
@@ -105,12 +110,32 @@ class Pacer:
             await bucket.acquire(bucket.max_rate)
 
     async def _acquire_tokens(self, bucket: AsyncLimiter, tokens: int) -> None:
-        # acquire() raises above capacity: take a large estimate in capacity-sized pieces.
-        remaining = float(tokens)
-        while remaining > 0:
-            piece = min(remaining, bucket.max_rate)
-            await bucket.acquire(piece)
-            remaining -= piece
+        """Pay `tokens` into the bucket, then pass the one-second window check.
+
+        acquire() raises above capacity, so a large estimate is paid in capacity-sized pieces,
+        one request at a time (the lock is FIFO): interleaved pieces would finish every large
+        request at once, a burst. Then, like the service, refuse to let the last second hold
+        more than a second of quota: lumpy requests would otherwise overshoot it.
+        """
+        async with self._token_lock:
+            remaining = float(tokens)
+            while remaining > 0:
+                piece = min(remaining, bucket.max_rate)
+                await bucket.acquire(piece)
+                remaining -= piece
+            await self._window_check(tokens)
+
+    async def _window_check(self, tokens: int) -> None:
+        allowance = (self.tpm_ceiling or 0) / HEADROOM / 60 * WINDOW_S
+        while True:
+            now = self._clock()
+            while self._window and self._window[0][0] <= now - WINDOW_S:
+                self._window_tokens -= self._window.popleft()[1]
+            if not self._window or self._window_tokens + tokens <= allowance:
+                self._window.append((now, tokens))
+                self._window_tokens += tokens
+                return
+            await self._sleep(self._window[0][0] + WINDOW_S - now + 0.001)
 
     async def _wait_hold(self) -> None:
         while (delay := self._not_before - self._clock()) > 0:

@@ -18,9 +18,10 @@ from pipeline.client.urls import model_in_body, request_url
 from pipeline.endpoints.base import FormPart, HttpResponse, Request
 from pipeline.errors import APIError, RateLimitError
 from pipeline.spec import JobSpec
+from pipeline.version import __version__
 
 log = logging.getLogger("pipeline.http")
-USER_AGENT = "aoai-pipeline/0.1"
+USER_AGENT = f"aoai-pipeline/{__version__} (+aiohttp)"
 
 
 def _int_header(headers: dict[str, str], name: str) -> int | None:
@@ -101,10 +102,35 @@ class ServiceClient:
         except RateLimitError as error:
             self.pacer.on_rate_limited(error.retry_after, generation)
             self._on_event("throttled", retry_after=error.retry_after)
+            _log_outcome(url, attempt, error=error, body=body)
+            raise
+        except APIError as error:
+            _log_outcome(url, attempt, error=error, body=body)
             raise
         self.pacer.on_success(request.tokens, _int_header(response.headers, "x-ratelimit-remaining-requests"),
                               _int_header(response.headers, "x-ratelimit-remaining-tokens"))
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("POST %s -> %d in %.0f ms (attempt %d, request id %s)", url, response.status,
-                      response.latency_s * 1000, attempt, response.request_id)
+        _log_outcome(url, attempt, response=response, body=body)
         return response
+
+
+LOGGED_HEADERS = ("x-request-id", "apim-request-id", "x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens",
+                  "x-ratelimit-limit-requests", "x-ratelimit-limit-tokens", "retry-after", "retry-after-ms",
+                  "x-ms-region", "openai-processing-ms", "content-type")
+LOG_BODIES = False  # set by `pipeline --log-bodies`
+
+
+def _log_outcome(url: str, attempt: int, response: HttpResponse | None = None, error: APIError | None = None,
+                 body: bytes | None = None) -> None:
+    """At debug level, one line per request: method, URL, status, latency, attempt, allowlisted headers."""
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    if response is not None:
+        shown = {k: v for k, v in response.headers.items() if k in LOGGED_HEADERS}
+        log.debug("POST %s -> %d in %.1f ms (attempt %d) %s", url, response.status, response.latency_s * 1000,
+                  attempt, shown)
+    else:
+        log.debug("POST %s -> %s (attempt %d, request id %s)", url, error, attempt, error.request_id if error else None)
+    if LOG_BODIES:
+        log.debug("request body: %s", (body or b"<multipart>")[:4000].decode("utf-8", "replace"))
+        if response is not None:
+            log.debug("response body: %s", response.body[:4000].decode("utf-8", "replace"))

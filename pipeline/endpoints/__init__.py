@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from pipeline.endpoints.base import Endpoint
 from pipeline.endpoints.chat import Chat
+from pipeline.endpoints.completions import Completions
 from pipeline.endpoints.embeddings import Embeddings
+from pipeline.endpoints.images import Images
+from pipeline.endpoints.speech import Speech
+from pipeline.endpoints.transcription import Transcription, Translation
 from pipeline.errors import SpecError
 from pipeline.spec import JobSpec
 
 ENDPOINT_CLASSES: dict[str, type[Endpoint]] = {
     "embeddings": Embeddings,
     "chat": Chat,
+    "completions": Completions,
+    "transcription": Transcription,
+    "translation": Translation,
+    "images": Images,
+    "speech": Speech,
 }
 
 

@@ -1,0 +1,115 @@
+"""Quota efficiency: how close to an emulated Azure quota the client runs, and how many 429s it earns.
+
+The emulator (another process) enforces the quota over 1 s sliding windows, as Azure does. For
+each case the throughput is taken two ways: over the whole run (rows / wall time, start-up and
+tail included) and over the middle 80% of the admitted requests (the emulator's
+`admitted_times`), which is the steady rate. Both are divided by the quota's rate.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import clients
+from bench.harness import Emulator, Figure, chat_row, log, measure, steady_rate, write_jsonl, write_spec
+from pipeline.tokens import estimate_messages_tokens
+
+NAME = "quota"
+DEPLOYMENT = "gpt-4o-mini"
+CONCURRENCY = 32
+LATENCY_MS = 50.0
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    rpm: int | None  # the emulator's quota
+    tpm: int | None
+    spec_rpm: int | None  # what the job spec claims
+    spec_tpm: int | None
+    seconds: float  # how long the quota should need for the rows
+    quick_seconds: float
+    max_tokens: int = 10
+    min_ratio: float = 0.97
+    max_429_share: float = 0.01
+
+
+CASES = [
+    Case("a. RPM 1200, spec matches", 1200, None, 1200, None, 30, 10),
+    Case("b. RPM 1200, spec claims 2x", 1200, None, 2400, None, 30, 10, min_ratio=0.90, max_429_share=0.05),
+    Case("c. TPM 60k, spec matches", None, 60_000, None, 60_000, 30, 10, max_tokens=100),
+    Case("d. RPM 60 (whisper-like)", 60, None, 60, None, 30, 15),
+]
+
+
+def _charge(max_tokens: int, i: int) -> int:
+    """Tokens the emulator charges for row i's request at arrival (the client estimates the same)."""
+    return estimate_messages_tokens([{"role": "user", "content": chat_row(i)["text"]}]) + max_tokens
+
+
+def _rows_for(case: Case, seconds: float) -> int:
+    if case.rpm:
+        return max(10, round(case.rpm / 60 * seconds))
+    assert case.tpm
+    return max(10, round(case.tpm / 60 * seconds / _charge(case.max_tokens, 1000)))
+
+
+def _run_case(emulator: Emulator, case: Case, seconds: float, work: Path) -> dict[str, Any]:
+    emulator.configure(rpm=case.rpm, tpm=case.tpm, window_s=1.0, latency_ms=LATENCY_MS)
+    emulator.reset()
+    count = _rows_for(case, seconds)
+    folder = Path(tempfile.mkdtemp(dir=work))
+    try:
+        rows = write_jsonl(folder / "in.jsonl", count, chat_row)
+        spec = write_spec(folder, emulator.url, "chat", rows, deployment=DEPLOYMENT,
+                          params={"max_tokens": case.max_tokens},
+                          limits={"concurrency": CONCURRENCY, "requests_per_minute": case.spec_rpm,
+                                  "tokens_per_minute": case.spec_tpm})
+        with measure() as spent:
+            result = clients.run_ours(spec)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    stats = emulator.stats()
+    done = int(result.summary["rows_succeeded"])
+    throttled = stats["by_status"].get("429", 0)
+    log(f"  quota {case.name}: {done}/{count} rows in {spent.wall_s:.1f} s, {stats['requests']} requests, "
+        f"{throttled} x 429")
+    return {"rows": count, "done": done, "wall_s": spent.wall_s, "requests": stats["requests"],
+            "throttled": throttled, "admitted_times": stats["admitted_times"],
+            "tokens_charged": stats["tokens_charged"]}
+
+
+def _figures(case: Case, seen: dict[str, Any]) -> list[Figure]:
+    steady = steady_rate(seen["admitted_times"]) or 0.0
+    admitted = max(1, len(seen["admitted_times"]))
+    if case.rpm:
+        quota, unit = case.rpm / 60, "req/s"
+        whole = seen["done"] / seen["wall_s"]
+    else:
+        assert case.tpm
+        quota, unit = case.tpm / 60, "tokens/s"
+        per_request = seen["tokens_charged"] / admitted
+        whole, steady = seen["tokens_charged"] / seen["wall_s"], steady * per_request
+    share = seen["throttled"] / max(1, seen["requests"])
+    setup = (f"{seen['done']}/{seen['rows']} rows, {seen['wall_s']:.1f} s; whole run {whole / quota:.3f} "
+             f"of quota; spec rpm={case.spec_rpm} tpm={case.spec_tpm}")
+    return [
+        Figure(NAME, f"{case.name}: steady throughput", steady, unit, quota, "quota rate", steady / quota,
+               f">= {case.min_ratio:.2f}", steady / quota >= case.min_ratio, setup),
+        Figure(NAME, f"{case.name}: share of 429s", share * 100, "%", None, "", None,
+               f"< {case.max_429_share:.0%}", share < case.max_429_share,
+               f"{seen['throttled']} of {seen['requests']} requests"),
+    ]
+
+
+def run(quick: bool, work: Path) -> list[Figure]:
+    figures: list[Figure] = []
+    with Emulator() as emulator:
+        for case in CASES:
+            seen = _run_case(emulator, case, case.quick_seconds if quick else case.seconds, work)
+            figures += _figures(case, seen)
+    return figures

@@ -1,0 +1,93 @@
+"""Checks an audio file before upload: readable, not empty, under the size limit, and really
+the format its extension claims (magic bytes). A file that fails never leaves the machine."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+# The service refuses uploads over 25 MB (OpenAI's help centre: 25 MiB; the emulator uses the same).
+MAX_AUDIO_BYTES = 25 * 1024 * 1024
+HEADER_BYTES = 16
+
+CONTENT_TYPES = {
+    "flac": "audio/flac", "mp3": "audio/mpeg", "mp4": "audio/mp4", "mpeg": "audio/mpeg", "mpga": "audio/mpeg",
+    "m4a": "audio/mp4", "ogg": "audio/ogg", "wav": "audio/wav", "webm": "audio/webm",
+}
+AUDIO_EXTENSIONS = tuple(CONTENT_TYPES)
+
+
+class AudioFileError(ValueError):
+    """Why a file cannot be uploaded; the endpoint turns it into a RowError."""
+
+
+def _is_wav(head: bytes) -> bool:
+    return head[:4] == b"RIFF" and head[8:12] == b"WAVE"
+
+
+def _is_mpeg_audio(head: bytes) -> bool:
+    """An ID3v2 tag, or an MPEG audio frame: 11 sync bits, a known version and a layer."""
+    if head[:3] == b"ID3":
+        return True
+    if len(head) < 2 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+        return False
+    version, layer = (head[1] >> 3) & 0b11, (head[1] >> 1) & 0b11
+    return version != 0b01 and layer != 0b00  # 01 and 00 are reserved values
+
+
+def _is_mpeg(head: bytes) -> bool:
+    # .mpeg may also hold an MPEG program stream (pack header 00 00 01 BA).
+    return _is_mpeg_audio(head) or head[:4] == b"\x00\x00\x01\xba"
+
+
+def _is_iso_media(head: bytes) -> bool:
+    return head[4:8] == b"ftyp"
+
+
+MAGIC: dict[str, tuple[Callable[[bytes], bool], str]] = {
+    "wav": (_is_wav, "RIFF/WAVE"),
+    "flac": (lambda head: head[:4] == b"fLaC", "fLaC"),
+    "ogg": (lambda head: head[:4] == b"OggS", "OggS"),
+    "mp3": (_is_mpeg_audio, "an ID3 tag or MPEG frame sync"),
+    "mpga": (_is_mpeg_audio, "an ID3 tag or MPEG frame sync"),
+    "mpeg": (_is_mpeg, "an ID3 tag or MPEG frame sync"),
+    "mp4": (_is_iso_media, "an ftyp box"),
+    "m4a": (_is_iso_media, "an ftyp box"),
+    "webm": (lambda head: head[:4] == b"\x1a\x45\xdf\xa3", "an EBML header (1A45DFA3)"),
+}
+
+
+def extension_of(path: Path) -> str:
+    return path.suffix.lower().lstrip(".")
+
+
+def content_matches(extension: str, head: bytes) -> bool:
+    """Whether the first bytes of a file look like `extension` claims."""
+    check = MAGIC.get(extension)
+    return check is not None and check[0](head)
+
+
+def check_audio_file(path: Path, max_bytes: int = MAX_AUDIO_BYTES) -> int:
+    """The file's size if it may be uploaded; else AudioFileError with a reason a user can act on."""
+    extension = extension_of(path)
+    if extension not in MAGIC:
+        raise AudioFileError(f"{path.name}: unsupported audio type {path.suffix or '(no extension)'!r}; "
+                             f"use one of {', '.join(AUDIO_EXTENSIONS)}")
+    try:
+        size = os.stat(path).st_size
+        if not path.is_file():
+            raise AudioFileError(f"{path}: not a regular file")
+        with open(path, "rb") as handle:
+            head = handle.read(HEADER_BYTES)
+    except OSError as exc:
+        raise AudioFileError(f"{path}: cannot read the audio file ({exc.strerror or exc})") from None
+    if size == 0:
+        raise AudioFileError(f"{path.name}: the file is empty (0 bytes)")
+    if size > max_bytes:
+        raise AudioFileError(f"{path.name}: {size / 1e6:.1f} MB is over the service's "
+                             f"{max_bytes // (1024 * 1024)} MB upload limit; split or compress it")
+    if not content_matches(extension, head):
+        raise AudioFileError(f"{path.name}: the content is not {extension} audio (expected {MAGIC[extension][1]} "
+                             f"at the start; the file begins {head[:8].hex(' ')}); fix the extension or the file")
+    return size

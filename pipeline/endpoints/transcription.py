@@ -1,0 +1,277 @@
+"""Transcription and translation (Whisper): one audio file per request, streamed up as multipart.
+
+Output columns, the same whatever `response_format` is (what a format cannot give stays null):
+    text       plain text; for srt/vtt derived from the cues
+    language   verbose_json only
+    duration   verbose_json only, seconds
+    segments   list<struct<id, start, end, text>>, verbose_json with segment granularity
+    words      list<struct<word, start, end>>, verbose_json with word granularity
+    subtitles  the srt or vtt document as the service sent it
+    format     the response_format asked for
+    sidecars   paths of the sidecar files written, relative to the output folder
+
+Sidecars (`[output] sidecars`) go to `<output>/sidecars/<row id>.<ext>` (a folder input's id is the
+file's relative path, so `en/a.wav` gives `sidecars/en/a.wav.srt`):
+    txt   always;
+    srt, vtt   from an srt or vtt answer (either converts to the other), or from verbose_json segments;
+    json  the service's JSON answer byte for byte (response_format json or verbose_json).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from pipeline.endpoints.audio_check import CONTENT_TYPES, AudioFileError, check_audio_file, extension_of
+from pipeline.endpoints.base import Endpoint, FileStore, FormPart, HttpResponse, Item, Request, RowError, text_field
+from pipeline.endpoints.subtitles import Cue, parse_cues, plain_text, to_srt, to_vtt
+from pipeline.errors import InvalidResponseError, SpecError
+from pipeline.sinks.files import safe_relative
+from pipeline.sources.base import Row
+from pipeline.spec import JobSpec
+
+FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+TEXT_FORMATS = ("text", "srt", "vtt")  # answered as text/plain
+GRANULARITIES = ("word", "segment")
+SIDECAR_DIR = "sidecars"
+RAW_KEY = "_raw"  # the answer body, carried from parse to finish for the json sidecar; never a column
+
+SEGMENT = pa.struct([("id", pa.int64()), ("start", pa.float64()), ("end", pa.float64()), ("text", pa.string())])
+WORD = pa.struct([("word", pa.string()), ("start", pa.float64()), ("end", pa.float64())])
+
+
+@dataclass(frozen=True, slots=True)
+class AudioUpload:
+    """An audio file that passed the checks; the transport opens and streams it per attempt."""
+
+    path: str
+    filename: str
+    content_type: str
+    size: int
+
+
+class Transcription(Endpoint):
+    kind = "transcription"
+    op = "audio/transcriptions"
+    counts_tokens = False  # speech-to-text quotas are requests per minute only
+    writes_files = True  # sidecars; finish() does nothing when none are configured
+
+    def __init__(self, spec: JobSpec) -> None:
+        super().__init__(spec)
+        self.format = str(self.params.get("response_format", "json"))
+        self.granularities = _as_list(self.params.get("timestamp_granularities"))
+        self.sidecars = spec.output.sidecars
+        self._check_params()
+        self._param_parts = form_fields(self.params)
+        # A folder source gives absolute paths; a table's relative paths start at the table's folder.
+        self._table_folder = None if spec.input.path.is_dir() else spec.input.path.parent
+        self._file_column = spec.input.file or "path"
+
+    # ---- spec checks (the generic ones live in spec.py; these depend on the endpoint)
+
+    def _spec_error(self, key: str, message: str) -> SpecError:
+        return SpecError(f"{self.spec.source_file}: {key}: {message}")
+
+    def _check_params(self) -> None:
+        if self.format not in FORMATS:
+            raise self._spec_error("params.response_format",
+                                   f"must be one of {', '.join(FORMATS)}; got {self.format!r}")
+        unknown = [g for g in self.granularities if g not in GRANULARITIES]
+        if unknown:
+            raise self._spec_error("params.timestamp_granularities", f"use word and/or segment, not {unknown}")
+        if self.granularities and self.format != "verbose_json":
+            raise self._spec_error("params.timestamp_granularities", "needs response_format = \"verbose_json\"")
+        temperature = self.params.get("temperature", 0)
+        if not isinstance(temperature, int | float) or not 0 <= temperature <= 1:
+            raise self._spec_error("params.temperature", f"must be from 0 to 1 for audio, got {temperature!r}")
+        for sidecar in self.sidecars:
+            if not self._can_write(sidecar):
+                raise self._spec_error("output.sidecars", _SIDECAR_NEEDS[sidecar])
+
+    def _can_write(self, sidecar: str) -> bool:
+        if sidecar == "json":
+            return self.format in ("json", "verbose_json")
+        if sidecar in ("srt", "vtt"):
+            segments = self.format == "verbose_json" and (not self.granularities or "segment" in self.granularities)
+            return self.format in ("srt", "vtt") or segments
+        return True
+
+    # ---- requests
+
+    def prepare(self, row: Row) -> Item:
+        path = self._audio_path(row)
+        try:
+            size = check_audio_file(path)
+        except AudioFileError as exc:
+            raise RowError(f"row {row.id!r}: {exc}") from None
+        upload = AudioUpload(str(path), path.name, CONTENT_TYPES[extension_of(path)], size)
+        return Item(row, upload, tokens=0)
+
+    def _audio_path(self, row: Row) -> Path:
+        if self._table_folder is None:
+            return Path(row.fields["path"])
+        path = Path(text_field(row, self._file_column)).expanduser()
+        return path if path.is_absolute() else self._table_folder / path
+
+    def build(self, batch: list[Item]) -> Request:
+        (item,) = batch
+        upload: AudioUpload = item.payload
+        params = self._param_parts
+
+        def form() -> list[FormPart]:
+            file = FormPart("file", path=upload.path, filename=upload.filename, content_type=upload.content_type)
+            return [file, *params]
+
+        if self.format in TEXT_FORMATS:
+            return Request(self.op, batch, form=form, tokens=0, accept="text")
+        return Request(self.op, batch, form=form, tokens=0)
+
+    # ---- answers
+
+    def parse(self, request: Request, response: HttpResponse) -> list[dict[str, Any]]:
+        if self.format in TEXT_FORMATS:
+            result = parse_text_answer(response, self.format)
+        else:
+            result = parse_json_answer(response)
+        result["format"] = self.format
+        if "json" in self.sidecars:
+            result[RAW_KEY] = response.body
+        return [result]
+
+    def result_fields(self) -> list[pa.Field]:
+        return [
+            pa.field("text", pa.string()),
+            pa.field("language", pa.string()),
+            pa.field("duration", pa.float64()),
+            pa.field("segments", pa.list_(SEGMENT)),
+            pa.field("words", pa.list_(WORD)),
+            pa.field("subtitles", pa.string()),
+            pa.field("format", pa.string()),
+            pa.field("sidecars", pa.list_(pa.string())),
+        ]
+
+    async def finish(self, request: Request, results: list[dict[str, Any]], files: FileStore) -> list[dict[str, Any]]:
+        """Write each sidecar completely (temp + rename) before the runner commits the row."""
+        (item,), (result,) = request.items, results
+        raw = result.pop(RAW_KEY, None)
+        written = []
+        for extension in self.sidecars:
+            relative = f"{SIDECAR_DIR}/{safe_relative(item.row.id)}.{extension}"
+            await files.save(relative, self._sidecar(extension, result, raw))
+            written.append(relative)
+        if written:
+            result["sidecars"] = written
+        return results
+
+    def _sidecar(self, extension: str, result: dict[str, Any], raw: bytes | None) -> bytes:
+        if extension == "txt":
+            return ((result.get("text") or "") + "\n").encode()
+        if extension == "json":
+            assert raw is not None  # parse() keeps the body whenever a json sidecar is configured
+            return raw
+        subtitles = result.get("subtitles")
+        if subtitles and self.format == extension:
+            return subtitles.encode()
+        cues = parse_cues(subtitles) if subtitles else segment_cues(result.get("segments"))
+        return (to_srt(cues) if extension == "srt" else to_vtt(cues)).encode()
+
+
+class Translation(Transcription):
+    """Speech in any language to English text; same formats, no language or timestamps."""
+
+    kind = "translation"
+    op = "audio/translations"
+
+    def _check_params(self) -> None:
+        for key in ("language", "timestamp_granularities"):
+            if key in self.params:
+                raise self._spec_error(f"params.{key}", "is not accepted by audio/translations (the output is "
+                                       "always English, timed by segments); remove it")
+        super()._check_params()
+
+
+_SIDECAR_NEEDS = {
+    "json": "a json sidecar needs response_format = \"json\" or \"verbose_json\"",
+    "srt": "srt/vtt sidecars need response_format srt, vtt, or verbose_json with segment timestamps",
+    "vtt": "srt/vtt sidecars need response_format srt, vtt, or verbose_json with segment timestamps",
+}
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def form_fields(params: dict[str, Any]) -> list[FormPart]:
+    """Params as multipart fields: lists as repeated `name[]` parts (as the openai SDK sends them)."""
+    parts = []
+    for name, value in params.items():
+        values = value if isinstance(value, list) else [value]
+        field_name = f"{name}[]" if isinstance(value, list) else name
+        parts += [FormPart(field_name, _form_text(v)) for v in values]
+    return parts
+
+
+def _form_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def parse_text_answer(response: HttpResponse, fmt: str) -> dict[str, Any]:
+    """text/plain answers: the transcript itself, or an srt/vtt document."""
+    try:
+        body = response.body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidResponseError("the transcript is not UTF-8 text", request_id=response.request_id) from None
+    if fmt == "text":
+        return {"text": body.strip()}
+    cues = parse_cues(body)
+    if body.strip() and not cues:
+        raise InvalidResponseError(f"the answer is not a {fmt} document", request_id=response.request_id)
+    return {"text": plain_text(cues), "subtitles": body}
+
+
+def parse_json_answer(response: HttpResponse) -> dict[str, Any]:
+    """json ({"text"}) or verbose_json (language, duration, segments, words)."""
+    data = response.json()
+    if not isinstance(data, dict) or not isinstance(data.get("text"), str):
+        raise InvalidResponseError("the answer has no transcript text", request_id=response.request_id)
+    duration = data.get("duration")
+    try:
+        return {
+            "text": data["text"].strip(),
+            "language": data.get("language"),
+            "duration": float(duration) if duration is not None else None,
+            "segments": _segments(data.get("segments")),
+            "words": _words(data.get("words")),
+        }
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise InvalidResponseError(f"the transcript's timings are malformed ({exc})",
+                                   request_id=response.request_id) from None
+
+
+def _segments(value: Any) -> list[dict[str, Any]] | None:
+    if value is None:
+        return None
+    return [{"id": int(s.get("id", i)), "start": float(s["start"]), "end": float(s["end"]),
+             "text": str(s.get("text", "")).strip()} for i, s in enumerate(value)]
+
+
+def _words(value: Any) -> list[dict[str, Any]] | None:
+    if value is None:
+        return None
+    return [{"word": str(w["word"]), "start": float(w["start"]), "end": float(w["end"])} for w in value]
+
+
+def segment_cues(segments: list[dict[str, Any]] | None) -> list[Cue]:
+    if segments is None:
+        raise InvalidResponseError("the answer has no segments to time subtitles with")
+    return [Cue(s["start"], s["end"], s["text"]) for s in segments]

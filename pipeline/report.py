@@ -1,0 +1,133 @@
+"""Reading a job's checkpoint without calling the service: status, export, failures."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from pipeline.checkpoint import OutputFolder
+from pipeline.errors import InputError, PipelineError
+from pipeline.sinks.parquet import closed_parts
+from pipeline.sources import open_source
+from pipeline.spec import JobSpec
+
+
+def read_dataset(folder: Path, columns: list[str] | None = None) -> pa.Table | None:
+    parts = closed_parts(folder)
+    if not parts:
+        return None
+    return pa.concat_tables([pq.read_table(p, columns=columns) for p in parts], promote_options="default")
+
+
+def latest_failures(out: OutputFolder) -> pa.Table | None:
+    """Failures of ids that never succeeded, the latest record per id."""
+    failures = read_dataset(out.failures)
+    if failures is None:
+        return None
+    done = read_dataset(out.results, ["id"])
+    if done is not None:
+        failures = failures.filter(pc.invert(pc.is_in(failures["id"], value_set=done["id"])))
+    latest: dict[str, int] = {}
+    for index, row_id in enumerate(failures["id"].to_pylist()):
+        latest[row_id] = index
+    return failures.take(sorted(latest.values()))
+
+
+def job_status(out: OutputFolder, total: int | None) -> dict[str, Any]:
+    ids = read_dataset(out.results, ["id"])
+    done = len(pc.unique(ids["id"])) if ids is not None else 0
+    failures = latest_failures(out)
+    failed = failures.num_rows if failures is not None else 0
+    groups: dict[str, dict[str, Any]] = {}
+    if failures is not None:
+        codes = Counter(failures["error_code"].to_pylist())
+        for code, count in codes.most_common():
+            sample = failures.filter(pc.equal(failures["error_code"], code))["message"][0].as_py()
+            groups[str(code)] = {"count": count, "sample": sample}
+    job = out.read_job() or {}
+    runs = job.get("runs", [])
+    return {
+        "output": str(out.path), "name": job.get("name"), "total": total, "done": done, "failed": failed,
+        "remaining": None if total is None else max(0, total - done - failed),
+        "failures_by_code": groups, "runs": len(runs),
+        "last_run": {k: runs[-1].get(k) for k in ("started", "ended", "exit_code", "message")} if runs else None,
+        "running": out.lock_file.exists(),
+    }
+
+
+def status_text(status: dict[str, Any]) -> str:
+    lines = [f"job {status['name'] or '?'} in {status['output']}",
+             f"done {status['done']}, failed {status['failed']}, remaining {status['remaining']}"
+             + (f" of {status['total']}" if status["total"] is not None else "")]
+    for code, group in status["failures_by_code"].items():
+        lines.append(f"  {code}: {group['count']} (e.g. {group['sample']})")
+    last = status["last_run"]
+    if last:
+        lines.append(f"last run: started {last['started']}, ended {last['ended']}, exit code {last['exit_code']}"
+                     + (f" ({last['message']})" if last.get("message") else ""))
+    if status["running"]:
+        lines.append("a run holds the lock now (or died without releasing it)")
+    return "\n".join(lines)
+
+
+def input_order(spec: JobSpec, keep: list[str]) -> pa.Table:
+    """The input's ids in order (and the columns to join), read as a stream."""
+    ids: list[str] = []
+    kept: dict[str, list[Any]] = {name: [] for name in keep}
+    for row in open_source(spec.input, spec.output).rows():
+        ids.append(row.id)
+        for name in keep:
+            value = row.fields.get(name)
+            kept[name].append(value if value is None or isinstance(value, str) else json.dumps(value))
+    return pa.table({"id": ids, "_position": list(range(len(ids))), **kept})
+
+
+def export_results(spec: JobSpec, destination: Path, join: list[str]) -> int:
+    """One file of results in input order, with input columns joined. Returns the row count."""
+    out = OutputFolder(spec.output.path)
+    results = read_dataset(out.results)
+    if results is None:
+        raise PipelineError(f"{out.results}: no results yet; run the job first")
+    bad = [c for c in join if c in results.column_names and c != "id"]
+    order = input_order(spec, [c for c in join if c not in bad])
+    # Arrow cannot join tables with list columns: join the ids, then take result rows in that order.
+    ids = results.select(["id"]).append_column("_row", pa.array(range(results.num_rows), pa.int64()))
+    ordered = ids.join(order, "id", join_type="left outer").sort_by("_position")
+    table = results.take(ordered["_row"])
+    for name in ordered.column_names:
+        if name not in ("id", "_row", "_position") and name not in table.column_names:
+            table = table.append_column(name, ordered[name])
+    write_table(table, destination)
+    return table.num_rows
+
+
+def write_table(table: pa.Table, destination: Path) -> None:
+    suffix = destination.suffix.lower()
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".parquet":
+        pq.write_table(table, destination)
+    elif suffix == ".jsonl":
+        with open(destination, "w", encoding="utf-8") as handle:
+            for batch in table.to_batches(max_chunksize=4096):
+                for record in batch.to_pylist():
+                    handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+    elif suffix == ".csv":
+        pacsv.write_csv(_flatten_nested(table), destination)
+    else:
+        raise InputError(f"{destination}: export to .parquet, .jsonl or .csv")
+
+
+def _flatten_nested(table: pa.Table) -> pa.Table:
+    """CSV has no lists or structs: write them as JSON text."""
+    for index, field in enumerate(table.schema):
+        if pa.types.is_nested(field.type):
+            text = [None if v is None else json.dumps(v) for v in table.column(index).to_pylist()]
+            table = table.set_column(index, field.name, pa.array(text, pa.string()))
+    return table
