@@ -414,6 +414,11 @@ def run_job(spec: JobSpec, options: RunOptions | None = None) -> RunResult:
         if removed:
             log.info("removed %d unfinished temp file(s) left by an earlier run", removed)
         plan.check_fingerprint(options.force)
+        if spec.service.mode == "batch":
+            from pipeline.batch import run_batch_job
+
+            job = run_batch_job(spec, options, plan, out)
+            return _finish(job, started)
         try:
             job = asyncio.run(_run_async(spec, options, plan, out))
         except asyncio.CancelledError:

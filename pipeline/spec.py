@@ -20,6 +20,9 @@ ENDPOINTS = ("embeddings", "chat", "completions", "transcription", "translation"
 PROVIDERS = ("azure", "openai", "emulator")
 AUTH_MODES = ("api-key", "entra", "none")
 API_STYLES = ("classic", "v1")
+MODES = ("online", "batch")
+FALLBACKS = ("resubmit", "online")
+BATCH_ENDPOINTS = ("chat", "embeddings", "completions")
 SIDECARS = ("txt", "srt", "vtt", "json")
 SECRET_KEYS = ("api_key", "apikey", "key", "token", "password", "secret", "client_secret")
 DEFAULT_API_VERSION = "2024-10-21"
@@ -79,6 +82,9 @@ class ServiceSpec:
     project: str | None = None
     ca_bundle: Path | None = None
     emulator: EmulatorOptions = field(default_factory=EmulatorOptions)
+    mode: str = "online"  # online | batch (the service's Batch API: half price, 24 h window)
+    poll_interval_s: float = 60.0  # batch mode: how often to poll a batch's status
+    fallback: str = "resubmit"  # batch mode: what to do with lines of expired/failed batches: resubmit | online
 
     @property
     def model_name(self) -> str:
@@ -269,6 +275,9 @@ def parse_spec(raw: dict[str, Any], source: Path, env: dict[str, str] | None = N
     output_spec = _parse_output(top.sub("output"), endpoint, base, name)
     service = _parse_service(top.sub("service"), env if env is not None else dict(os.environ), base)
     limits = _parse_limits(top.sub("limits"), endpoint)
+    if service.mode == "batch" and endpoint not in BATCH_ENDPOINTS:
+        raise SpecError(f"{src}: [service] mode: the Batch API does not take endpoint = \"{endpoint}\"; "
+                        f"batch mode supports {', '.join(BATCH_ENDPOINTS)}; use mode = \"online\"")
     params = top.take("params", dict, {})
     _check_params(params, endpoint, top)
     pricing = _parse_pricing(top.sub("pricing"))
@@ -366,6 +375,9 @@ def _parse_service(sec: _Section, env: dict[str, str], base: Path) -> ServiceSpe
         project=sec.take("project", str),
         ca_bundle=_resolve(base, ca) if ca else None,
         emulator=emu,
+        mode=sec.take_str("mode", "online", MODES),
+        poll_interval_s=sec.take_positive("poll_interval_s", float, 60.0, minimum=0.01),
+        fallback=sec.take_str("fallback", "resubmit", FALLBACKS),
     )
     sec.finish()
     return _complete_service(spec, sec, env)
