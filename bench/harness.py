@@ -193,25 +193,40 @@ class measure:
 class ChildRun:
     exit_code: int
     wall_s: float
-    cpu_s: float
-    max_rss_mb: float  # from wait4: this child alone, as the kernel counted it
-    polled_rss_mb: float  # from psutil polling, a cross-check
+    cpu_s: float  # from os.wait4: the child's own user + system time
+    peak_rss_mb: float  # VmHWM, the kernel's high-water mark of the child's own address space
+
+
+def _peak_rss(pid: int) -> int:
+    """Bytes: VmHWM from /proc (Linux), else the current RSS from psutil.
+
+    Not wait4's ru_maxrss: Linux carries the parent's RSS at fork into the child's maxrss
+    across exec, so a child of a big benchmark process would report the parent's size.
+    """
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(psutil.Process(pid).memory_info().rss)
 
 
 def run_child(args: list[str], timeout_s: float, cwd: Path = ROOT) -> ChildRun:
-    """Run a command; its own peak RSS and CPU via os.wait4, RSS also polled with psutil."""
+    """Run a command to its end (killed after `timeout_s`); its CPU and its peak RSS, polled every 50 ms."""
     started = time.perf_counter()
     process = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = [0]
     done = threading.Event()
 
     def poll() -> None:
-        try:
-            watched = psutil.Process(process.pid)
-            while not done.wait(0.05):
-                peak[0] = max(peak[0], watched.memory_info().rss)
-        except psutil.Error:
-            pass
+        # The high-water mark only grows, so the last read before exit holds the run's peak.
+        while not done.wait(0.05):
+            try:
+                peak[0] = max(peak[0], _peak_rss(process.pid))
+            except (psutil.Error, ValueError):
+                return
 
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
@@ -228,9 +243,9 @@ def run_child(args: list[str], timeout_s: float, cwd: Path = ROOT) -> ChildRun:
         tail = process.stderr.read().decode(errors="replace").strip()
         process.stderr.close()
         if process.returncode != 0 and tail:
-            print(f"  (exit {process.returncode}) {tail[-500:]}", file=sys.stderr)
+            log(f"  (exit {process.returncode}) {tail[-500:]}")
     return ChildRun(process.returncode, time.perf_counter() - started, usage.ru_utime + usage.ru_stime,
-                    usage.ru_maxrss / 1024, peak[0] / 2**20)
+                    peak[0] / 2**20)
 
 
 def steady_rate(times: list[float], share: float = 0.8) -> float | None:

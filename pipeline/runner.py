@@ -23,9 +23,11 @@ import aiohttp
 import pyarrow as pa
 
 from pipeline.checkpoint import OutputFolder, now_iso
-from pipeline.client.auth import Auth, TokenCredential, make_auth
+from pipeline.client.auth import TokenCredential, make_auth
+from pipeline.client.deployment import Deployment, Router
 from pipeline.client.limiter import Pacer
 from pipeline.client.service import USER_AGENT, ServiceClient
+from pipeline.crashpoints import crash_point
 from pipeline.endpoints.base import Endpoint, Item, RowError
 from pipeline.errors import (
     APIError,
@@ -41,7 +43,7 @@ from pipeline.redact import redact
 from pipeline.sinks.files import LocalFileStore
 from pipeline.sinks.parquet import OutputWriteError, PartWriter
 from pipeline.sources.base import Row
-from pipeline.spec import JobSpec
+from pipeline.spec import JobSpec, ServiceSpec
 from pipeline.stats import RunStats
 from pipeline.version import __version__
 
@@ -52,7 +54,7 @@ EXIT_BUDGET, EXIT_OUTPUT, EXIT_LOCKED = 4, 5, 75
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 COMMON_FIELDS = [pa.field("request_id", pa.string()), pa.field("attempts", pa.int32()),
-                 pa.field("latency_ms", pa.float64())]
+                 pa.field("latency_ms", pa.float64()), pa.field("deployment", pa.string())]
 FAILURE_SCHEMA = pa.schema([
     pa.field("id", pa.string()), pa.field("line", pa.int64()), pa.field("stage", pa.string()),
     pa.field("error_class", pa.string()), pa.field("status", pa.int32()), pa.field("error_code", pa.string()),
@@ -231,7 +233,7 @@ class Job:
         audio_seconds = 0.0
         for item, result in zip(batch, results, strict=True):
             record = {"id": item.row.id, **result, "request_id": response.request_id, "attempts": attempts,
-                      "latency_ms": latency_ms}
+                      "latency_ms": latency_ms, "deployment": response.deployment}
             for name in self.spec.output.keep:
                 record[name] = _keep_value(item.row.fields.get(name))
             self.results.add(record)
@@ -239,6 +241,7 @@ class Job:
             tokens_out += result.get("completion_tokens") or 0
             images += result.get("_images") or 0  # billing units endpoints may report
             audio_seconds += result.get("_audio_seconds") or 0.0
+        crash_point("runner.added")  # test hook: answered, buffered, not yet committed
         self.emit("done", rows=len(batch), latency_s=response.latency_s, tokens_in=tokens_in, tokens_out=tokens_out,
                   images=images, audio_seconds=audio_seconds)
 
@@ -287,17 +290,20 @@ def _abort_message(error: APIError, spec: JobSpec) -> str:
     return f"the service refused the job ({error}); {hint}"
 
 
+def _needs_local_emulator(service: ServiceSpec) -> bool:
+    return service.provider == "emulator" and not service.base_url
+
+
 @contextlib.asynccontextmanager
-async def service_base_url(spec: JobSpec) -> AsyncIterator[str]:
-    """The URL to call; for provider = "emulator" without base_url, an emulator started in-process."""
-    service = spec.service
-    if service.provider != "emulator" or service.base_url:
-        yield service.base_url or ""
+async def local_emulator(spec: JobSpec) -> AsyncIterator[str | None]:
+    """For provider = "emulator" without base_url: an emulator started in-process on a free port."""
+    if not any(_needs_local_emulator(d.service) for d in spec.deployments()):
+        yield None
         return
     from pipeline.emulator.config import EmulatorConfig
     from pipeline.emulator.server import EmulatorServer
 
-    opts = service.emulator
+    opts = spec.service.emulator
     server = EmulatorServer(EmulatorConfig(
         rpm=opts.rpm, tpm=opts.tpm, window_s=opts.window_s, latency_ms=opts.latency_ms,
         error_rate=opts.error_rate, drop_rate=opts.drop_rate, truncate_rate=opts.truncate_rate,
@@ -309,6 +315,19 @@ async def service_base_url(spec: JobSpec) -> AsyncIterator[str]:
         await server.stop()
 
 
+def build_router(spec: JobSpec, endpoint: Endpoint, local_url: str | None,
+                 credential: TokenCredential | None) -> Router:
+    """One Deployment (URL, auth, pacer) per [[service.deployments]] entry, or for [service]."""
+    deployments = []
+    for entry in spec.deployments():
+        service = entry.service
+        base_url = local_url if _needs_local_emulator(service) else service.base_url
+        tpm = entry.tokens_per_minute if endpoint.counts_tokens else None
+        deployments.append(Deployment(entry.name, service, base_url or "", make_auth(service, credential),
+                                      Pacer(entry.requests_per_minute, tpm)))
+    return Router(deployments)
+
+
 def _ssl_context(spec: JobSpec) -> ssl.SSLContext | bool:
     if spec.service.ca_bundle is None:
         return True
@@ -317,25 +336,30 @@ def _ssl_context(spec: JobSpec) -> ssl.SSLContext | bool:
 
 async def _run_async(spec: JobSpec, options: RunOptions, plan: Preflight, out: OutputFolder) -> Job:
     job = Job(spec, options, plan, out)
-    auth: Auth = make_auth(spec.service, options.credential)
-    tpm = spec.limits.tokens_per_minute if job.endpoint.counts_tokens else None
-    pacer = Pacer(spec.limits.requests_per_minute, tpm)
-    connector = aiohttp.TCPConnector(limit=spec.limits.concurrency, ttl_dns_cache=300, ssl=_ssl_context(spec))
-    async with service_base_url(spec) as base_url, aiohttp.ClientSession(
+    total_connections = spec.limits.concurrency * max(1, len(spec.deployments()))
+    connector = aiohttp.TCPConnector(limit=total_connections, limit_per_host=spec.limits.concurrency,
+                                     ttl_dns_cache=300, ssl=_ssl_context(spec))
+    async with local_emulator(spec) as local_url, aiohttp.ClientSession(
             connector=connector, trust_env=True, headers={"User-Agent": USER_AGENT}) as session:
-        client = ServiceClient(spec, base_url, session, auth, pacer, job.emit)
+        router = build_router(spec, job.endpoint, local_url, options.credential)
+        client = ServiceClient(spec, router, session, job.emit)
         job.files = LocalFileStore(spec.output.path, client.download)
-        with _signals(job, options):
-            await _drive(job, client, pacer)
-        await auth.close()
+        try:
+            with _signals(job, options):
+                await _drive(job, client, router)
+        finally:
+            for deployment in router.deployments:
+                await deployment.auth.close()
     return job
 
 
-async def _drive(job: Job, client: ServiceClient, pacer: Pacer) -> None:
-    producer = asyncio.create_task(job.produce(pacer.max_request_tokens()))
+async def _drive(job: Job, client: ServiceClient, router: Router) -> None:
+    sizes = [d.pacer.max_request_tokens() for d in router.deployments]
+    max_tokens = min((s for s in sizes if s), default=None)
+    producer = asyncio.create_task(job.produce(max_tokens))
     workers = [asyncio.create_task(job.work(client)) for _ in range(job.spec.limits.concurrency)]
     flusher = asyncio.create_task(job.flush_loop())
-    reporter = asyncio.create_task(_report_progress(job, pacer))
+    reporter = asyncio.create_task(_report_progress(job, router))
     try:
         await _wait_workers(job, workers)
     finally:
@@ -349,13 +373,13 @@ async def _drive(job: Job, client: ServiceClient, pacer: Pacer) -> None:
             await job.flush()
 
 
-async def _report_progress(job: Job, pacer: Pacer) -> None:
+async def _report_progress(job: Job, router: Router) -> None:
     report = job.options.on_progress
     if report is None:
         return
     while True:
         await asyncio.sleep(job.options.progress_interval_s)
-        report(job.stats, pacer.state())
+        report(job.stats, router.state())
 
 
 async def _wait_workers(job: Job, workers: list[asyncio.Task[None]]) -> None:
@@ -408,6 +432,7 @@ def run_job(spec: JobSpec, options: RunOptions | None = None) -> RunResult:
     warning = out.acquire_lock()
     if warning:
         log.warning("%s", warning)
+    crash_point("startup")  # test hook: lock taken, no request sent yet
     started = now_iso()
     try:
         removed = out.remove_temp_files()

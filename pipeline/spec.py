@@ -10,7 +10,7 @@ import json
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,11 +85,22 @@ class ServiceSpec:
     mode: str = "online"  # online | batch (the service's Batch API: half price, 24 h window)
     poll_interval_s: float = 60.0  # batch mode: how often to poll a batch's status
     fallback: str = "resubmit"  # batch mode: what to do with lines of expired/failed batches: resubmit | online
+    deployments: tuple[DeploymentSpec, ...] = ()  # [[service.deployments]]: several quotas for one job
 
     @property
     def model_name(self) -> str:
         """The deployment (azure) or model (openai) the requests go to."""
         return self.deployment or self.model or ""
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """One deployment of several: its own service settings and quota."""
+
+    name: str
+    service: ServiceSpec
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +137,15 @@ class JobSpec:
     params: dict[str, Any]
     pricing: PricingSpec
     source_file: Path | None = None
+
+    def deployments(self) -> list[DeploymentSpec]:
+        """Where requests go: the [[service.deployments]] entries, or [service] itself as the only one."""
+        if self.service.deployments:
+            return [DeploymentSpec(d.name, d.service, d.requests_per_minute or self.limits.requests_per_minute,
+                                   d.tokens_per_minute or self.limits.tokens_per_minute)
+                    for d in self.service.deployments]
+        return [DeploymentSpec(self.service.model_name or "default", self.service, self.limits.requests_per_minute,
+                               self.limits.tokens_per_minute)]
 
     def fingerprint(self) -> str:
         """Hash of what changes results: a changed fingerprint makes resume refuse."""
@@ -379,14 +399,47 @@ def _parse_service(sec: _Section, env: dict[str, str], base: Path) -> ServiceSpe
         poll_interval_s=sec.take_positive("poll_interval_s", float, 60.0, minimum=0.01),
         fallback=sec.take_str("fallback", "resubmit", FALLBACKS),
     )
+    entries = sec.take("deployments", list, [])
     sec.finish()
-    return _complete_service(spec, sec, env)
+    if entries and spec.mode == "batch":
+        raise sec.error("deployments", "several deployments are for online mode; use one in batch mode")
+    deployments = tuple(_parse_deployment(entry, index, spec, sec, env) for index, entry in enumerate(entries))
+    names = [d.name for d in deployments]
+    if len(set(names)) != len(names):
+        raise sec.error("deployments", f"names must be unique; got {', '.join(names)}")
+    if deployments:
+        spec = replace(spec, base_url=spec.base_url or deployments[0].service.base_url,
+                       deployment=spec.deployment or deployments[0].service.deployment,
+                       model=spec.model or deployments[0].service.model)
+    return replace(_complete_service(spec, sec, env), deployments=deployments)
+
+
+DEPLOYMENT_KEYS = ("provider", "base_url", "deployment", "model", "api_version", "api_style", "auth", "api_key_env",
+                   "managed_identity_client_id", "tenant_id")
+
+
+def _parse_deployment(entry: Any, index: int, parent: ServiceSpec, sec: _Section,
+                      env: dict[str, str]) -> DeploymentSpec:
+    """A [[service.deployments]] entry: what it leaves out comes from [service]."""
+    if not isinstance(entry, dict):
+        raise sec.error(f"deployments[{index}]", "each entry must be a table")
+    part = _Section(entry, f"[service.deployments][{index}] ", sec.source)
+    overrides: dict[str, Any] = {}
+    for key in DEPLOYMENT_KEYS:
+        choices = {"provider": PROVIDERS, "api_style": API_STYLES, "auth": AUTH_MODES}.get(key, ())
+        value = part.take_str(key, None, choices)
+        if value is not None:
+            overrides[key] = value
+    name = part.take("name", str) or overrides.get("deployment") or overrides.get("model") or f"deployment-{index}"
+    rpm = part.take_positive("requests_per_minute", int)
+    tpm = part.take_positive("tokens_per_minute", int)
+    part.finish()
+    service = _complete_service(replace(parent, **overrides), part, env)
+    return DeploymentSpec(name, service, rpm, tpm)
 
 
 def _complete_service(spec: ServiceSpec, sec: _Section, env: dict[str, str]) -> ServiceSpec:
     """Fill defaults from the openai package's environment variables; check URL shape."""
-    from dataclasses import replace
-
     if spec.provider == "azure":
         base_url = spec.base_url or env.get("AZURE_OPENAI_ENDPOINT")
         if not base_url:

@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 from aiolimiter import AsyncLimiter
 
+from pipeline.crashpoints import crash_point
+
 HEADROOM = 0.97  # pacing at exactly the quota earns 429s from timing jitter alone
 CUT = 0.7
 RAISE_STEP = 0.05
@@ -139,6 +141,7 @@ class Pacer:
 
     async def _wait_hold(self) -> None:
         while (delay := self._not_before - self._clock()) > 0:
+            crash_point("limiter.hold")  # test hook: every worker held by a 429
             self.waited["hold"] += delay
             await self._sleep(delay)
 
@@ -204,6 +207,9 @@ class Pacer:
         self.scale = min(cap, self.scale + RAISE_STEP)
         self._last_change = now
         self._rebuild()
+
+    def hold_remaining(self) -> float:
+        return max(0.0, self._not_before - self._clock())
 
     def state(self) -> str:
         """A few words for the progress line."""

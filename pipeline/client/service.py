@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -10,13 +9,19 @@ from typing import Any
 import aiohttp
 from tenacity import RetryCallState
 
-from pipeline.client.auth import Auth
-from pipeline.client.limiter import Pacer
+from pipeline.client.deployment import Deployment, DeploymentDropped, Router
 from pipeline.client.retry import retry_cause, retry_policy
 from pipeline.client.transport import fetch_bytes, send_once
-from pipeline.client.urls import model_in_body, request_url
-from pipeline.endpoints.base import FormPart, HttpResponse, Request
-from pipeline.errors import APIError, RateLimitError
+from pipeline.endpoints.base import HttpResponse, Request
+from pipeline.errors import (
+    APIConnectionError,
+    APIError,
+    AuthenticationError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+)
 from pipeline.spec import JobSpec
 from pipeline.version import __version__
 
@@ -33,22 +38,16 @@ def _int_header(headers: dict[str, str], name: str) -> int | None:
 
 
 class ServiceClient:
-    """Sends requests for one deployment: paced, retried, parsed inside the retry loop."""
+    """Sends requests: paced per deployment, retried, parsed inside the retry loop."""
 
-    def __init__(self, spec: JobSpec, base_url: str, session: aiohttp.ClientSession, auth: Auth,
-                 pacer: Pacer, on_event: Callable[..., None] | None = None) -> None:
+    def __init__(self, spec: JobSpec, router: Router, session: aiohttp.ClientSession,
+                 on_event: Callable[..., None] | None = None) -> None:
         self.spec = spec
+        self.router = router
         self.session = session
-        self.auth = auth
-        self.pacer = pacer
         self._on_event = on_event or (lambda *a, **k: None)
-        self._base_url = base_url
-        self._with_model = model_in_body(spec.service)
         self._timeout = aiohttp.ClientTimeout(total=spec.limits.timeout_s)
         self._policy = retry_policy(spec.limits.max_attempts, spec.limits.max_retry_wait_s, self._before_retry)
-
-    def url(self, op: str) -> str:
-        return request_url(self.spec.service, self._base_url, op)
 
     def _before_retry(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
@@ -60,16 +59,14 @@ class ServiceClient:
         """Send until success or a permanent error; returns (parsed, response, attempts).
 
         Errors re-raised carry `attempts`. Parsing is inside the loop: a truncated or invalid
-        body is retried like a connection error.
+        body is retried like a connection error. Each attempt may go to another deployment.
         """
-        body = self._encode(request)
-        url = self.url(request.op)
         attempts = 0
         try:
             async for attempt in self._policy.copy():
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
-                    response = await self._limited(request, url, body, attempts)
+                    response = await self._attempt(request, attempts)
                     parsed = parse(request, response)
             return parsed, response, attempts
         except APIError as error:
@@ -83,32 +80,46 @@ class ServiceClient:
                 return await fetch_bytes(self.session, url, self._timeout)
         raise AssertionError("unreachable: tenacity reraises")
 
-    def _encode(self, request: Request) -> bytes | None:
-        if request.json is None:
-            if request.form is not None and self._with_model:
-                build = request.form
-                request.form = lambda: [FormPart("model", self.spec.service.model_name), *build()]
-            return None
-        payload = {**request.json, "model": self.spec.service.model_name} if self._with_model else request.json
-        return json.dumps(payload, ensure_ascii=False).encode()
+    async def _attempt(self, request: Request, attempt: int) -> HttpResponse:
+        deployment = self.router.choose()
+        deployment.in_flight += 1
+        try:
+            response = await self._limited(deployment, request, attempt)
+        except (AuthenticationError, PermissionDeniedError, NotFoundError) as error:
+            refused = not isinstance(error, NotFoundError) or deployment.succeeded == 0
+            if refused and self.router.several and not deployment.active:
+                raise DeploymentDropped(f"deployment {deployment.name} was dropped") from None  # an answer in flight
+            if refused and self.router.can_drop(deployment):
+                self.router.drop(deployment, str(error))
+            raise
+        except (InternalServerError, APIConnectionError):
+            deployment.on_server_trouble()
+            raise
+        finally:
+            deployment.in_flight -= 1
+        deployment.on_success()
+        response.deployment = deployment.name
+        return response
 
-    async def _limited(self, request: Request, url: str, body: bytes | None, attempt: int) -> HttpResponse:
-        generation = await self.pacer.acquire(request.tokens)
-        headers = {**await self.auth.headers(), "User-Agent": USER_AGENT}
+    async def _limited(self, deployment: Deployment, request: Request, attempt: int) -> HttpResponse:
+        body, form = deployment.encode(request)
+        url = deployment.url(request.op)
+        generation = await deployment.pacer.acquire(request.tokens)
+        headers = {**await deployment.auth.headers(), "User-Agent": USER_AGENT}
         if body is not None:
             headers["Content-Type"] = "application/json"
         try:
-            response = await send_once(self.session, url, headers, request, body, self._timeout)
+            response = await send_once(self.session, url, headers, request, body, self._timeout, form)
         except RateLimitError as error:
-            self.pacer.on_rate_limited(error.retry_after, generation)
+            deployment.pacer.on_rate_limited(error.retry_after, generation)
             self._on_event("throttled", retry_after=error.retry_after)
             _log_outcome(url, attempt, error=error, body=body)
             raise
         except APIError as error:
             _log_outcome(url, attempt, error=error, body=body)
             raise
-        self.pacer.on_success(request.tokens, _int_header(response.headers, "x-ratelimit-remaining-requests"),
-                              _int_header(response.headers, "x-ratelimit-remaining-tokens"))
+        deployment.pacer.on_success(request.tokens, _int_header(response.headers, "x-ratelimit-remaining-requests"),
+                                    _int_header(response.headers, "x-ratelimit-remaining-tokens"))
         _log_outcome(url, attempt, response=response, body=body)
         return response
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import email.utils
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -26,10 +27,15 @@ CONTENT_FILTER_CODES = frozenset({"content_filter", "content_policy_violation", 
 
 
 async def send_once(session: aiohttp.ClientSession, url: str, headers: dict[str, str], request: Request,
-                    body: bytes | None, timeout: aiohttp.ClientTimeout) -> HttpResponse:
-    """POST once. Raises APIStatusError subclasses, APIConnectionError or APITimeoutError."""
+                    body: bytes | None, timeout: aiohttp.ClientTimeout,
+                    form: Callable[[], list[FormPart]] | None = None) -> HttpResponse:
+    """POST once (a JSON body, or a multipart form built fresh for this attempt).
+
+    Raises APIStatusError subclasses, APIConnectionError or APITimeoutError.
+    """
     start = time.perf_counter()
-    data: Any = body if request.form is None else build_form(request.form())
+    form = form or request.form
+    data: Any = body if form is None else build_form(form())
     try:
         async with session.post(url, data=data, headers=headers, timeout=timeout) as resp:
             response_headers = {k.lower(): v for k, v in resp.headers.items()}

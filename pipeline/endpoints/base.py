@@ -69,6 +69,7 @@ class HttpResponse:
     request_id: str | None = None
     events: list[dict[str, Any]] = field(default_factory=list)  # parsed SSE data for accept="sse"
     ttft_s: float | None = None
+    deployment: str | None = None  # which deployment answered (set by the client)
 
     def json(self) -> Any:
         try:

@@ -69,6 +69,9 @@ class Transcription(Endpoint):
         self._param_parts = form_fields(self.params)
         # A folder source gives absolute paths; a table's relative paths start at the table's folder.
         self._table_folder = None if spec.input.path.is_dir() else spec.input.path.parent
+        if self._table_folder is not None and not spec.input.file:
+            raise self._spec_error("input.file", "required for a table input: the column of audio file paths "
+                                   "(relative paths start at the table's folder)")
         self._file_column = spec.input.file or "path"
 
     # ---- spec checks (the generic ones live in spec.py; these depend on the endpoint)

@@ -8,6 +8,7 @@ import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from pipeline.crashpoints import crash_point
 from pipeline.sinks.parquet import OutputWriteError
 
 
@@ -19,6 +20,7 @@ def write_file_atomically(path: Path, data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        crash_point("file.written")
         os.replace(temp, path)
     except OSError as exc:
         temp.unlink(missing_ok=True)

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.crashpoints import crash_point
 from pipeline.errors import PipelineError
 
 PART_NAME = re.compile(r"^part-(\d+)\.parquet$")
@@ -60,7 +61,9 @@ def write_part(folder: Path, number: int, table: pa.Table) -> Path:
         pq.write_table(table, temp, compression="zstd")
         with open(temp, "rb") as handle:
             os.fsync(handle.fileno())
+        crash_point("part.written")
         os.replace(temp, final)
+        crash_point("part.renamed")
         _fsync_dir(folder)
     except OSError as exc:
         temp.unlink(missing_ok=True)

@@ -65,7 +65,7 @@ def test_stream_assembly(tmp_path: Path) -> None:
     completions = make(tmp_path, params={"stream": True})
     request = completions.build([completions.prepare(Row("a", {"p": "x"}, 1))])
     assert request.accept == "sse" and request.json and request.json["stream_options"] == {"include_usage": True}
-    events = [{"choices": [], "prompt_filter_results": []},
+    events: list[dict] = [{"choices": [], "prompt_filter_results": []},
               {"choices": [{"index": 0, "text": "Hel", "finish_reason": None}]},
               {"choices": [{"index": 0, "text": "lo", "finish_reason": None}]},
               {"choices": [{"index": 0, "text": "", "finish_reason": "length"}]},

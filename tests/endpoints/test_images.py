@@ -70,7 +70,7 @@ def test_parse_refuses_malformed_answers(tmp_path: Path, body: dict) -> None:
 
 
 def test_filter_flags_merge_detected_categories() -> None:
-    entries = [{"prompt_filter_results": {"jailbreak": {"filtered": False, "detected": True}}},
+    entries: list[dict] = [{"prompt_filter_results": {"jailbreak": {"filtered": False, "detected": True}}},
                {"content_filter_results": {"hate": SAFE}}]
     assert image_filter_flags(entries) == (False, "jailbreak")
 

@@ -116,6 +116,8 @@ def test_prepare_table_row_resolves_against_table_folder(tmp_path: Path) -> None
     assert absolute.payload.path == str(BAD / "good.wav")
     with pytest.raises(RowError, match="no 'audio_path' value"):
         endpoint.prepare(Row("c", {}, 3))
+    with pytest.raises(SpecError, match="input.file: required for a table input"):
+        make(tmp_path, inputs={"path": str(table)})
 
 
 def test_build_streams_file_and_repeats_granularities(tmp_path: Path) -> None:

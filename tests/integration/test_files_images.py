@@ -25,10 +25,10 @@ def prompts(n: int) -> list[dict[str, str]]:
 
 
 def image_job(tmp_path: Path, url: str, rows: list[dict[str, str]], params: dict, deployment: str = "dall-e-2",
-              limits: dict | None = None) -> Path:
+              output: dict | None = None) -> Path:
     return write_job(tmp_path, url, "images", input_path=write_rows(tmp_path / "prompts.jsonl", rows),
                      inputs={"prompt": "prompt"}, params=params, service={"deployment": deployment},
-                     limits={"concurrency": 4, **(limits or {})}, output={"flush_rows": 5, "flush_seconds": 0.2})
+                     limits={"concurrency": 4}, output={"flush_rows": 5, "flush_seconds": 0.2, **(output or {})})
 
 
 def assert_files_match_rows(out: Path, records: list[dict], per_row: int) -> None:
@@ -81,19 +81,29 @@ def test_single_image_and_blocked_prompt(tmp_path: Path, emulator) -> None:
     assert not (tmp_path / "out" / "images" / "bad.png").exists()
 
 
+def wait_for_uncommitted_files(out: Path, timeout: float = 20) -> None:
+    """Until some rows are committed and more images are on disk than committed rows point to:
+    the moment a crash must not turn saved-but-uncommitted images into trusted ones."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        committed = len(result_ids(out))
+        saved = len(list((out / "images").glob("*.png"))) if (out / "images").is_dir() else 0
+        if committed and saved > 2 * committed:
+            return
+        time.sleep(0.01)
+    raise AssertionError("the run never had saved-but-uncommitted images")
+
+
 def test_kill_9_mid_run_then_resume(tmp_path: Path, emulator) -> None:
     emulator.configure(image_size_px=SIZE, latency_ms=40)
     rows = prompts(60)
-    spec = image_job(tmp_path, emulator.url, rows, {"n": 2, "response_format": "url"})
+    spec = image_job(tmp_path, emulator.url, rows, {"n": 2, "response_format": "url"}, output={"flush_seconds": 0.4})
     out = tmp_path / "out"
     proc = start_cli("run", str(spec), "-q")
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not list((out / "results").glob("part-*.parquet")):
-        time.sleep(0.02)
+    wait_for_uncommitted_files(out)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     partial = result_ids(out)
-    print("PARTIAL", len(partial), len(list((out / "images").iterdir())))
     assert 0 < len(partial) < len(rows)
     emulator.configure(latency_ms=0)
     rerun = run_cli("run", str(spec), "-q")

@@ -40,8 +40,8 @@ class CountingCredential:
 
 
 def test_entra_tokens_shared_and_refreshed_mid_run(tmp_path: Path, emulator) -> None:
-    credential = CountingCredential(lifetime_s=1.5)
-    emulator.configure(token_verifier=credential.valid, latency_ms=5)
+    credential = CountingCredential(lifetime_s=1.0)
+    emulator.configure(token_verifier=credential.valid, latency_ms=30)
     spec = write_job(tmp_path, emulator.url, input_path=write_rows(tmp_path / "in.jsonl", corpus(1000)),
                      limits={"batch_size": 1, "concurrency": 16}, service={"auth": "entra"})
     started = time.monotonic()
@@ -50,8 +50,8 @@ def test_entra_tokens_shared_and_refreshed_mid_run(tmp_path: Path, emulator) -> 
     assert result.exit_code == 0, result.message
     assert result.summary["requests"] == 1000
     assert emulator.stats()["by_status"].get("401", 0) == 0
-    assert elapsed > 1.5, "the run must outlive one token"
-    assert 2 <= credential.calls <= elapsed / (1.5 * 0.75) + 2
+    assert elapsed > 1.0, "the run must outlive one token"
+    assert 2 <= credential.calls <= elapsed / (1.0 * 0.75) + 2
 
 
 def test_failing_credential_is_one_message_and_exit_3(tmp_path: Path, emulator) -> None:

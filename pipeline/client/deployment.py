@@ -1,0 +1,106 @@
+"""One place requests can go (URL, auth, pacer), and the choice between several.
+
+With several deployments, each keeps its own buckets and adaptive rate. Every attempt goes
+to the one that can take it soonest; one answering 429 or 5xx cools down and its share moves
+to the others; one refusing auth is dropped with a warning while the rest carry on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+
+from pipeline.client.auth import Auth
+from pipeline.client.limiter import Pacer
+from pipeline.client.urls import model_in_body, request_url
+from pipeline.endpoints.base import FormPart, Request
+from pipeline.errors import APIConnectionError, JobAborted
+from pipeline.spec import ServiceSpec
+
+log = logging.getLogger("pipeline")
+UNPACED_RATE = 1e6  # requests/s assumed for a deployment without a request limit
+MAX_COOL_DOWN_S = 10.0
+
+
+class DeploymentDropped(APIConnectionError):
+    """This deployment refused us for good; the attempt goes elsewhere (so it is retryable)."""
+
+
+class Deployment:
+    def __init__(self, name: str, service: ServiceSpec, base_url: str, auth: Auth, pacer: Pacer,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.name = name
+        self.service = service
+        self.base_url = base_url
+        self.auth = auth
+        self.pacer = pacer
+        self.active = True
+        self.in_flight = 0
+        self.succeeded = 0
+        self._failures_in_row = 0
+        self._cool_until = 0.0
+        self._clock = clock
+        self._with_model = model_in_body(service)
+
+    def url(self, op: str) -> str:
+        return request_url(self.service, self.base_url, op)
+
+    def encode(self, request: Request) -> tuple[bytes | None, Callable[[], list[FormPart]] | None]:
+        """The body for this deployment: classic Azure routes carry no `model`, the others do."""
+        model = self.service.model_name
+        if request.json is None:
+            build = request.form
+            if build is None or not self._with_model:
+                return None, build
+            return None, lambda: [FormPart("model", model), *build()]
+        payload = {**request.json, "model": model} if self._with_model else request.json
+        return json.dumps(payload, ensure_ascii=False).encode(), None
+
+    def wait_estimate(self) -> float:
+        """Seconds until this deployment could take one more request: the basis of the choice."""
+        rate = self.pacer.request_rate() or UNPACED_RATE
+        held = max(self.pacer.hold_remaining(), self._cool_until - self._clock(), 0.0)
+        return held + (self.in_flight + 1) / rate
+
+    def on_success(self) -> None:
+        self.succeeded += 1
+        self._failures_in_row = 0
+
+    def on_server_trouble(self) -> None:
+        """5xx or a broken connection: cool down, longer each time in a row."""
+        self._failures_in_row += 1
+        self._cool_until = self._clock() + min(MAX_COOL_DOWN_S, 0.25 * 2 ** self._failures_in_row)
+
+
+class Router:
+    """Picks a deployment per attempt."""
+
+    def __init__(self, deployments: list[Deployment]) -> None:
+        self.deployments = deployments
+
+    @property
+    def several(self) -> bool:
+        return len(self.deployments) > 1
+
+    def choose(self) -> Deployment:
+        active = [d for d in self.deployments if d.active]
+        if not active:
+            raise JobAborted("every deployment refused the job (see the warnings above)")
+        return min(active, key=Deployment.wait_estimate)
+
+    def drop(self, deployment: Deployment, reason: str) -> None:
+        """Take a deployment out; raise the caller's error instead when it was the last one."""
+        deployment.active = False
+        log.warning("deployment %s dropped: %s; the others carry on", deployment.name, reason)
+        raise DeploymentDropped(f"deployment {deployment.name} dropped: {reason}")
+
+    def can_drop(self, deployment: Deployment) -> bool:
+        return self.several and sum(d.active for d in self.deployments) > 1 and deployment.active
+
+    def state(self) -> str:
+        if not self.several:
+            return self.deployments[0].pacer.state()
+        parts = [f"{d.name}: {d.pacer.state() if d.active else 'dropped'}" for d in self.deployments]
+        return "; ".join(parts)
