@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/python scripts/demo.py
 
-test: setup lint pytest
+test: setup lint typecheck pytest
 
 lint: setup
 	$(BIN)/ruff check pipeline tests bench scripts

@@ -79,7 +79,7 @@ def run(quick: bool, work: Path) -> list[Figure]:
 
 def _figures(best: dict[str, tuple[int, Measured]], count: int, rounds: int) -> list[Figure]:
     rate = {name: done / spent.wall_s for name, (done, spent) in best.items()}
-    cpu = {name: spent.cpu_s / done * 1000 for name, (done, spent) in best.items()}
+    cpu = {name: spent.cpu_s / done * 1e6 for name, (done, spent) in best.items()}
     setup = (f"{count} rows, batch {BATCH}, concurrency {CONCURRENCY}, best of {rounds}; "
              f"references on {count // 2} rows")
     return [

@@ -54,7 +54,7 @@ def prices_for(spec: JobSpec) -> Prices | None:
         (given.input_per_1m, given.output_per_1m, given.per_image, given.per_audio_minute), base, strict=True)]
     estimated = not _any_given(given)
     source = "default list prices (estimate)" if estimated else "[pricing] in the spec"
-    return Prices(*values, estimated=estimated, source=source)
+    return Prices(values[0], values[1], values[2], values[3], estimated=estimated, source=source)
 
 
 def _any_given(pricing: PricingSpec) -> bool:

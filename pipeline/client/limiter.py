@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiolimiter import AsyncLimiter
 
@@ -38,7 +38,7 @@ class Pacer:
     """Shared by all workers of one deployment."""
 
     def __init__(self, rpm: float | None, tpm: float | None, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], object] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
         self.rpm_ceiling = rpm * HEADROOM if rpm else None
         self.tpm_ceiling = tpm * HEADROOM if tpm else None
         self.scale = 1.0

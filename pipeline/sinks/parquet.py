@@ -39,7 +39,7 @@ def records_to_table(records: list[dict[str, Any]], schema: pa.Schema) -> pa.Tab
     for field in schema:
         values = [r.get(field.name) for r in records]
         if pa.types.is_list(field.type) and values and isinstance(values[0], np.ndarray):
-            arrays.append(_vector_column(values, field.type))
+            arrays.append(_vector_column(values, field.type))  # type: ignore[arg-type]
         else:
             arrays.append(pa.array(values, type=field.type))
     return pa.Table.from_arrays(arrays, schema=schema)

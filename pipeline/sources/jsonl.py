@@ -21,7 +21,7 @@ class JsonlSource:
     def _open(self) -> IO[bytes]:
         try:
             if self._file.name.endswith(".gz"):
-                return gzip.open(self._file, "rb")
+                return gzip.open(self._file, "rb")  # type: ignore[return-value]
             return open(self._file, "rb")
         except OSError as exc:
             raise InputError(f"{self._file}: cannot open the input: {exc.strerror or exc}") from None

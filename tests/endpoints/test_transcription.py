@@ -116,7 +116,7 @@ def test_prepare_table_row_resolves_against_table_folder(tmp_path: Path) -> None
     assert absolute.payload.path == str(BAD / "good.wav")
     with pytest.raises(RowError, match="no 'audio_path' value"):
         endpoint.prepare(Row("c", {}, 3))
-    with pytest.raises(SpecError, match="input.file: required for a table input"):
+    with pytest.raises(SpecError, match=r"input\.file: required for a table input"):
         make(tmp_path, inputs={"path": str(table)})
 
 
