@@ -239,7 +239,7 @@ class Job:
             self.results.add(record)
             tokens_in += result.get("prompt_tokens") or 0
             tokens_out += result.get("completion_tokens") or 0
-            images += result.get("_images") or 0  # billing units endpoints may report
+            images += result.get("_image_count") or 0  # billing units endpoints may report
             audio_seconds += result.get("_audio_seconds") or 0.0
         crash_point("runner.added")  # test hook: answered, buffered, not yet committed
         self.emit("done", rows=len(batch), latency_s=response.latency_s, tokens_in=tokens_in, tokens_out=tokens_out,

@@ -66,6 +66,7 @@ class Images(Endpoint):
             "revised_prompts": [entry.get("revised_prompt") for entry in entries],
             "content_filtered": filtered,
             "filter_categories": categories,
+            "_image_count": len(entries),  # billing units for the cost estimate
         }]
 
     def result_fields(self) -> list[pa.Field]:

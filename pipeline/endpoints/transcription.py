@@ -141,6 +141,7 @@ class Transcription(Endpoint):
         else:
             result = parse_json_answer(response)
         result["format"] = self.format
+        result["_audio_seconds"] = result.get("duration") or 0.0  # billing units for the cost estimate
         if "json" in self.sidecars:
             result[RAW_KEY] = response.body
         return [result]
