@@ -7,6 +7,7 @@ so a million done ids cost 8 MB.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -21,7 +22,7 @@ import pyarrow.parquet as pq
 
 from pipeline.errors import PipelineError
 from pipeline.redact import redact
-from pipeline.sinks.parquet import closed_parts
+from pipeline.sinks.parquet import OutputWriteError, closed_parts
 
 
 class LockHeld(PipelineError):
@@ -77,8 +78,8 @@ class OutputFolder:
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as exc:
-            raise PipelineError(f"{self.path}: the output folder is not writable ({exc.strerror or exc}); "
-                                "fix [output] path or its permissions") from None
+            raise OutputWriteError(f"{self.path}: the output folder is not writable ({exc.strerror or exc}); "
+                                   "fix [output] path or its permissions") from None
 
     def remove_temp_files(self) -> int:
         """Delete .tmp leftovers of a crashed run: they were never committed."""
@@ -105,8 +106,14 @@ class OutputFolder:
 
     def write_job(self, data: dict[str, Any]) -> None:
         temp = self.job_json.with_name("job.json.tmp")
-        temp.write_text(redact(json.dumps(data, indent=2, sort_keys=True, default=str)))
-        os.replace(temp, self.job_json)
+        try:
+            temp.write_text(redact(json.dumps(data, indent=2, sort_keys=True, default=str)))
+            os.replace(temp, self.job_json)
+        except OSError as exc:  # a full or read-only disk: exit 5 like a part, not an internal error
+            with contextlib.suppress(OSError):
+                temp.unlink(missing_ok=True)
+            raise OutputWriteError(f"{self.job_json}: could not write ({exc.strerror or exc}); committed results "
+                                   "are kept, free space or fix permissions and run again") from None
 
     # ---- lock
 
@@ -140,7 +147,8 @@ class OutputFolder:
     def release_lock(self) -> None:
         holder = self._lock_holder()
         if holder is None or holder.get("pid") == os.getpid():
-            self.lock_file.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # read-only disk: the next run takes over a dead pid's lock
+                self.lock_file.unlink(missing_ok=True)
 
 
 def _alive(holder: dict[str, Any]) -> bool:

@@ -121,7 +121,8 @@ def run(job: Path, retry_failed: bool, force: bool, limit: int | None, max_durat
     if summary_json:
         summary_json.write_text(json.dumps({"exit_code": result.exit_code, **result.summary}, indent=2))
     if result.message:
-        click.echo(("error: " if result.exit_code == EXIT_ABORTED else "") + redact(result.message), err=True)
+        failed = result.exit_code in (EXIT_ABORTED, EXIT_OUTPUT, EXIT_BAD_INPUT)  # not budgets or signals
+        click.echo(("error: " if failed else "") + redact(result.message), err=True)
     sys.exit(result.exit_code)
 
 

@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from pipeline.batch.book import batch_summary, summary_lines
 from pipeline.checkpoint import OutputFolder
 from pipeline.errors import InputError, PipelineError
 from pipeline.sinks.parquet import closed_parts
@@ -59,6 +60,7 @@ def job_status(out: OutputFolder, total: int | None) -> dict[str, Any]:
         "failures_by_code": groups, "runs": len(runs),
         "last_run": {k: runs[-1].get(k) for k in ("started", "ended", "exit_code", "message")} if runs else None,
         "running": out.lock_file.exists(),
+        "batches": batch_summary(out.path),
     }
 
 
@@ -72,6 +74,8 @@ def status_text(status: dict[str, Any]) -> str:
     if last:
         lines.append(f"last run: started {last['started']}, ended {last['ended']}, exit code {last['exit_code']}"
                      + (f" ({last['message']})" if last.get("message") else ""))
+    if status.get("batches"):
+        lines += ["batches:", *summary_lines(status["batches"])]
     if status["running"]:
         lines.append("a run holds the lock now (or died without releasing it)")
     return "\n".join(lines)

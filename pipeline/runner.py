@@ -32,6 +32,7 @@ from pipeline.endpoints.base import Endpoint, Item, RowError
 from pipeline.errors import (
     APIError,
     AuthenticationError,
+    InputError,
     JobAborted,
     NotFoundError,
     PermissionDeniedError,
@@ -175,6 +176,20 @@ class Job:
             self.sent_rows += 1
             yield item
 
+    def _as_counted(self, rows: Iterator[Row]) -> Iterator[Row]:
+        """The rows preflight counted, no more and no fewer. An input that shrinks under a running job
+        would lose rows silently; one that grows would let in ids never checked for repeats."""
+        seen = 0
+        for row in rows:
+            seen += 1
+            if seen > self.plan.total:
+                break
+            yield row
+        if seen != self.plan.total:
+            now = "more" if seen > self.plan.total else str(seen)
+            raise InputError(f"{self.plan.source.path}: the input changed while it was read ({self.plan.total} "
+                             f"rows at the start, {now} now); results so far are kept, run again once it is stable")
+
     def _budget_reached(self) -> bool:
         limits = self.spec.limits
         if self.options.limit is not None and self.sent_rows >= self.options.limit:
@@ -191,13 +206,24 @@ class Job:
         return self.stopping.is_set()
 
     async def produce(self, max_request_tokens: int | None) -> None:
-        batches = self.endpoint.group(self._prepared(self.plan.source.rows()), max_request_tokens)
-        for batch in batches:
-            if self.stopping.is_set():
-                break
-            await self.queue.put(batch)
+        batches = self.endpoint.group(self._prepared(self._as_counted(self.plan.source.rows())), max_request_tokens)
+        try:
+            for batch in batches:
+                if self.stopping.is_set():
+                    break
+                await self.queue.put(batch)
+        except (InputError, OSError) as exc:  # the input broke mid-run: stop; idle workers must not wait forever
+            self.stop(EXIT_BAD_INPUT, str(exc))
+            self._release_idle_workers()
+            return
         for _ in range(self.spec.limits.concurrency):
             await self.queue.put(None)
+
+    def _release_idle_workers(self) -> None:
+        """After a stop: wake workers waiting on an empty queue (a full queue wakes them by itself)."""
+        for _ in range(self.spec.limits.concurrency):
+            with contextlib.suppress(asyncio.QueueFull):
+                self.queue.put_nowait(None)
 
     # ---- working
 
@@ -340,7 +366,7 @@ async def _run_async(spec: JobSpec, options: RunOptions, plan: Preflight, out: O
     connector = aiohttp.TCPConnector(limit=total_connections, limit_per_host=spec.limits.concurrency,
                                      ttl_dns_cache=300, ssl=_ssl_context(spec))
     async with local_emulator(spec) as local_url, aiohttp.ClientSession(
-            connector=connector, trust_env=True, headers={"User-Agent": USER_AGENT}) as session:
+            connector=connector, trust_env=False, headers={"User-Agent": USER_AGENT}) as session:
         router = build_router(spec, job.endpoint, local_url, options.credential)
         client = ServiceClient(spec, router, session, job.emit)
         job.files = LocalFileStore(spec.output.path, client.download)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from pipeline.client.auth import Auth
 from pipeline.client.limiter import Pacer
+from pipeline.client.transport import proxy_for
 from pipeline.client.urls import model_in_body, request_url
 from pipeline.endpoints.base import FormPart, Request
 from pipeline.errors import APIConnectionError, JobAborted
@@ -43,6 +44,7 @@ class Deployment:
         self._cool_until = 0.0
         self._clock = clock
         self._with_model = model_in_body(service)
+        self.proxy = proxy_for(base_url) if base_url else None
 
     def url(self, op: str) -> str:
         return request_url(self.service, self.base_url, op)

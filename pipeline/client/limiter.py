@@ -1,10 +1,12 @@
 """Pacing: a requests/min and a tokens/min bucket (aiolimiter), one adaptive rate, one shared hold.
 
 Azure admits a request when the last 1-10 s hold fewer than quota*window/60 requests (and
-tokens, counted at arrival). So the buckets hold almost nothing in reserve (one request; a
-tenth of a second of tokens) and start full: requests leave evenly spaced, never as a burst.
-The configured limits are a ceiling. A 429 cuts the rate for every worker (x0.7) and holds
-them all until its retry-after has passed; quiet success raises it again step by step.
+tokens, counted at arrival). So the buckets hold almost nothing in reserve (two requests; a
+fifth of a second of tokens) and start full: requests leave evenly spaced, never as a burst,
+and a one-second window check keeps lumpy token estimates under the quota.
+The configured limits are a ceiling. A 429 holds every worker until its retry-after has
+passed and cuts the rate to a little under what the service admitted; quiet success raises
+it again step by step.
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from aiolimiter import AsyncLimiter
 
 from pipeline.crashpoints import crash_point
 
-HEADROOM = 0.97  # pacing at exactly the quota earns 429s from timing jitter alone
+HEADROOM = 0.985  # pacing at exactly the quota earns 429s from timing jitter alone
 CUT = 0.7
 RAISE_STEP = 0.05
 MIN_SCALE = 0.02
-TOKEN_RESERVE_S = 0.1
+# A little reserve in each bucket: a timer that wakes a millisecond late then costs no throughput.
+# What a reserve could let out at once after a quiet spell is bounded by the window check below.
+REQUEST_RESERVE = 2.0
+TOKEN_RESERVE_S = 0.2
 ADMITTED_WINDOW_S = 2.0
 WINDOW_S = 1.0  # the shortest window Azure evaluates quota over
 ADMITTED_SHARE = 0.95  # after a 429, pace a little under what the service let through
@@ -74,8 +79,8 @@ class Pacer:
 
     def _rebuild(self) -> None:
         request_rate, token_rate = self.request_rate(), self.token_rate()
-        self._requests = _bucket(request_rate, 1.0) if request_rate else None
-        self._tokens = _bucket(token_rate, max(1.0, token_rate * TOKEN_RESERVE_S)) if token_rate else None
+        self._requests = _bucket(request_rate, REQUEST_RESERVE) if request_rate else None
+        self._tokens = _bucket(token_rate, max(2.0, token_rate * TOKEN_RESERVE_S)) if token_rate else None
         self._uncharged = [b for b in (self._requests, self._tokens) if b is not None]
         self.generation += 1
         self._built = True
@@ -122,7 +127,7 @@ class Pacer:
         async with self._token_lock:
             remaining = float(tokens)
             while remaining > 0:
-                piece = min(remaining, bucket.max_rate)
+                piece = min(remaining, bucket.max_rate / 2)
                 await bucket.acquire(piece)
                 remaining -= piece
             await self._window_check(tokens)

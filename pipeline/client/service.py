@@ -109,7 +109,8 @@ class ServiceClient:
         if body is not None:
             headers["Content-Type"] = "application/json"
         try:
-            response = await send_once(self.session, url, headers, request, body, self._timeout, form)
+            response = await send_once(self.session, url, headers, request, body, self._timeout, form,
+                                       deployment.proxy)
         except RateLimitError as error:
             deployment.pacer.on_rate_limited(error.retry_after, generation)
             self._on_event("throttled", retry_after=error.retry_after)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from pipeline.emulator import admin, bodies
+from pipeline.emulator import admin, batches, bodies
 from pipeline.emulator.config import EmulatorConfig
 from pipeline.emulator.exchange import AZURE, AZURE_V1, OPENAI
 from pipeline.emulator.flow import CONFIG, STATE, api_handler
@@ -22,6 +22,7 @@ def build_app(config: EmulatorConfig, state: EmulatorState | None = None) -> web
     app[CONFIG] = config
     app[STATE] = state if state is not None else EmulatorState(seed=config.seed)
     app.on_response_prepare.append(add_headers)
+    batches.add_routes(app)  # before the online routes: /v1/{op} would take POST /v1/files
     router = app.router
     router.add_post("/openai/deployments/{deployment}/{op:.+}", api_handler(AZURE))
     router.add_post("/openai/v1/{op:.+}", api_handler(AZURE_V1))

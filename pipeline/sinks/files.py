@@ -4,6 +4,7 @@ file is committed only after the file is complete, so a crash never leaves a fil
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,7 +24,8 @@ def write_file_atomically(path: Path, data: bytes) -> Path:
         crash_point("file.written")
         os.replace(temp, path)
     except OSError as exc:
-        temp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # on a read-only disk even this fails; the next run deletes it
+            temp.unlink(missing_ok=True)
         raise OutputWriteError(f"{path}: could not write ({exc.strerror or exc}); free space or fix "
                                "permissions and run again") from None
     return path

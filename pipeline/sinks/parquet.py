@@ -6,6 +6,7 @@ next run deletes. Only closed parts count as done.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -53,12 +54,22 @@ def _vector_column(values: list[np.ndarray], type_: pa.DataType) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat)).cast(type_)
 
 
+def _write_options(schema: pa.Schema) -> dict[str, Any]:
+    """zstd for ordinary columns; vectors stored plain: random floats barely compress, and
+    compressing and dictionary-encoding them was most of a part's write time."""
+    vectors = {f.name for f in schema if pa.types.is_list(f.type) and pa.types.is_floating(f.type.value_type)}
+    if not vectors:
+        return {"compression": "zstd"}
+    return {"compression": {f.name: "none" if f.name in vectors else "zstd" for f in schema},
+            "use_dictionary": [f.name for f in schema if f.name not in vectors]}
+
+
 def write_part(folder: Path, number: int, table: pa.Table) -> Path:
     """Write one part atomically: temp file, fsync, rename, fsync the folder."""
     final = folder / f"part-{number:06d}.parquet"
     temp = final.with_name(final.name + ".tmp")
     try:
-        pq.write_table(table, temp, compression="zstd")
+        pq.write_table(table, temp, **_write_options(table.schema))
         with open(temp, "rb") as handle:
             os.fsync(handle.fileno())
         crash_point("part.written")
@@ -66,7 +77,8 @@ def write_part(folder: Path, number: int, table: pa.Table) -> Path:
         crash_point("part.renamed")
         _fsync_dir(folder)
     except OSError as exc:
-        temp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # on a read-only disk even this fails; the next run deletes it
+            temp.unlink(missing_ok=True)
         raise OutputWriteError(f"{folder}: could not write {final.name}: {exc.strerror or exc}; "
                                "nothing partial was kept, free space or fix permissions and run again") from None
     return final

@@ -42,7 +42,7 @@ class JsonlSource:
     def _parse(self, number: int, raw: bytes) -> Row:
         placeholder = f"#line:{number}"
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # editors on Windows add a BOM
         except UnicodeDecodeError as exc:
             return Row(placeholder, {}, number, f"line {number}: invalid UTF-8 at byte {exc.start}")
         try:

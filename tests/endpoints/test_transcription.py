@@ -171,7 +171,7 @@ def test_parse_json_and_text(tmp_path: Path) -> None:
     (result,) = make(tmp_path).parse(None, answer({"text": "Hi."}))  # type: ignore[arg-type]
     assert result["text"] == "Hi." and result["segments"] is None and result["format"] == "json"
     (result,) = make(tmp_path, {"response_format": "text"}).parse(None, answer("Hi there.\n"))  # type: ignore[arg-type]
-    assert result == {"text": "Hi there.", "format": "text"}
+    assert result == {"text": "Hi there.", "format": "text", "_audio_seconds": 0.0}
 
 
 @pytest.mark.parametrize(("fmt", "body"), [("srt", SRT), ("vtt", VTT)])

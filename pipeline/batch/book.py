@@ -1,0 +1,157 @@
+"""The output folder's record of a job's batches: batches.json and the batches/ folder.
+
+    batches.json                  {"version": 1, "batches": [BatchRecord, ...]}, replaced atomically
+    batches/input-NNNNNN.jsonl    an input file, until the service has it
+    batches/input-NNNNNN.ids.jsonl  its rows ({"id", "line", "keep"} per line), until it is collected
+
+A record goes written -> uploaded -> the service's statuses (validating, in_progress, finalizing,
+completed | failed | expired | cancelled) -> collected. Every step is saved before the next one
+starts, so a killed run knows which files were uploaded and which batches exist, and polls them
+instead of sending the rows again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.batch.lines import ids_name, input_name
+from pipeline.checkpoint import now_iso
+from pipeline.errors import PipelineError
+
+log = logging.getLogger("pipeline.batch")
+
+STATE_FILE = "batches.json"
+FOLDER = "batches"
+VERSION = 1
+# "lost": the service no longer knows the batch (a restarted emulator, a deleted batch); its rows go again.
+TERMINAL = frozenset({"completed", "failed", "expired", "cancelled", "lost"})
+
+
+@dataclass
+class BatchRecord:
+    number: int
+    lines: int
+    bytes: int
+    status: str = "written"
+    file_id: str | None = None
+    batch_id: str | None = None
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    request_counts: dict[str, int] = field(default_factory=dict)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    turnaround_s: float | None = None  # created -> ended, as the service timed it
+    collected: bool = False
+    outcome: dict[str, int] = field(default_factory=dict)  # after collection: succeeded, failed, not_run
+    created: str = field(default_factory=now_iso)
+    updated: str = field(default_factory=now_iso)
+
+    @property
+    def ended(self) -> bool:
+        return self.status in TERMINAL
+
+
+class BatchBook:
+    """Reads and writes one job's batches.json; knows where each batch's files live."""
+
+    def __init__(self, output: Path) -> None:
+        self.path = output / STATE_FILE
+        self.folder = output / FOLDER
+        self.records: list[BatchRecord] = _load(self.path)
+
+    def save(self) -> None:
+        """Replace batches.json whole: write a temp file, fsync, rename."""
+        temp = self.path.with_name(STATE_FILE + ".tmp")
+        data = {"version": VERSION, "batches": [dataclasses.asdict(r) for r in self.records]}
+        with open(temp, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, self.path)
+
+    def add(self, number: int, lines: int, size: int) -> BatchRecord:
+        record = BatchRecord(number, lines, size)
+        self.records.append(record)
+        return record
+
+    def open(self) -> list[BatchRecord]:
+        """Batches not yet collected."""
+        return [r for r in self.records if not r.collected]
+
+    def next_number(self) -> int:
+        return max((r.number for r in self.records), default=0) + 1
+
+    def touch(self, record: BatchRecord) -> None:
+        record.updated = now_iso()
+
+    def input_path(self, record: BatchRecord) -> Path:
+        return self.folder / input_name(record.number)
+
+    def ids_path(self, record: BatchRecord) -> Path:
+        return self.folder / ids_name(record.number)
+
+    def entries(self, record: BatchRecord) -> Iterator[dict[str, Any]]:
+        """The rows a batch holds, from its ids sidecar."""
+        with open(self.ids_path(record), encoding="utf-8") as handle:
+            for text in handle:
+                yield json.loads(text)
+
+    def open_ids(self) -> set[str]:
+        """Ids of every row in a batch not yet collected (they must not be sent again)."""
+        return {entry["id"] for record in self.open() for entry in self.entries(record)}
+
+    def drop(self, record: BatchRecord) -> None:
+        """Forget a record whose files are gone: its rows are sent again like any others."""
+        self.records.remove(record)
+        self.remove_files(record)
+
+    def remove_files(self, record: BatchRecord) -> None:
+        for path in (self.input_path(record), self.ids_path(record)):
+            path.unlink(missing_ok=True)
+
+    def remove_strays(self) -> int:
+        """Delete files of batches no record names (written by a run killed before it saved the record)."""
+        if not self.folder.is_dir():
+            return 0
+        known = {name for r in self.records for name in (input_name(r.number), ids_name(r.number))}
+        strays = [p for p in self.folder.iterdir() if p.name not in known and p.name.startswith("input-")]
+        for path in strays:
+            path.unlink(missing_ok=True)
+        return len(strays)
+
+
+def _load(path: Path) -> list[BatchRecord]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise PipelineError(f"{path}: unreadable ({exc}); it names the batches this job started, so move it "
+                            "aside only if those batches are to be forgotten") from None
+    names = {f.name for f in dataclasses.fields(BatchRecord)}
+    return [BatchRecord(**{k: v for k, v in item.items() if k in names}) for item in data.get("batches", [])]
+
+
+def batch_summary(output: Path) -> list[dict[str, Any]]:
+    """One entry per batch of the job in `output` (for `pipeline status`); empty for an online job."""
+    return [{"number": r.number, "batch_id": r.batch_id, "status": "collected" if r.collected else r.status,
+             "service_status": r.status, "lines": r.lines, "request_counts": r.request_counts,
+             "outcome": r.outcome, "created": r.created, "updated": r.updated}
+            for r in _load(output / STATE_FILE)]
+
+
+def summary_lines(summary: list[dict[str, Any]]) -> list[str]:
+    """`pipeline status` text for the batches: one line each."""
+    lines = []
+    for entry in summary:
+        counts = entry["request_counts"] or {}
+        done = f"{counts.get('completed', 0)}+{counts.get('failed', 0)} failed of " if counts else ""
+        lines.append(f"  batch {entry['number']} {entry['batch_id'] or '(not created)'}: {entry['status']} "
+                     f"({entry['service_status']}), {done}{entry['lines']} lines, updated {entry['updated']}")
+    return lines

@@ -1,0 +1,398 @@
+"""Batch mode's run: rows -> input files -> batches -> output lines -> results/ and failures/.
+
+    submit   rows neither done nor in an open batch -> input files (split at the line and byte
+             limits) -> upload -> create; each step saved in batches.json before the next
+    poll     GET every open batch each poll_interval_s until one ends
+    collect  download its output and error files -> endpoint.parse per line -> results/, failures/;
+             rows the batch did not run (expired, cancelled, missing) go into a new batch, or to
+             the online engine after the batches when fallback = "online"
+
+BatchJob is a runner.Job: it reuses the Job's part writers, events, budgets and stop rules, so
+the runner's summary, exit codes and job.json work unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import aiohttp
+
+from pipeline.batch.api import BatchAPI
+from pipeline.batch.book import BatchBook, BatchRecord
+from pipeline.batch.lines import (
+    BatchFailedError,
+    InputFile,
+    InputFileWriter,
+    LineOutcome,
+    LineResponse,
+    batch_endpoint,
+    file_limits,
+    input_line,
+    line_body,
+    read_output_line,
+)
+from pipeline.checkpoint import OutputFolder
+from pipeline.client.auth import make_auth
+from pipeline.client.service import USER_AGENT
+from pipeline.crashpoints import crash_point
+from pipeline.endpoints.base import Item, Request
+from pipeline.errors import APIError, AuthenticationError, NotFoundError, PermissionDeniedError, PipelineError
+from pipeline.preflight import Preflight
+from pipeline.runner import (
+    EXIT_ABORTED,
+    EXIT_BUDGET,
+    EXIT_OUTPUT,
+    Job,
+    RunOptions,
+    _keep_value,
+    _run_async,
+    _signals,
+    _ssl_context,
+    failure_record,
+    local_emulator,
+)
+from pipeline.sinks.parquet import OutputWriteError
+from pipeline.sources.base import Row, Source
+from pipeline.spec import JobSpec
+from pipeline.stats import RunStats
+
+log = logging.getLogger("pipeline.batch")
+
+BATCH_DISCOUNT = 0.5  # the Batch API's price against list prices (Azure global batch and OpenAI)
+FLUSH_EVERY_LINES = 1000
+
+
+class BatchJob(Job):
+    """One run of a job in batch mode."""
+
+    def __init__(self, spec: JobSpec, options: RunOptions, plan: Preflight, out: OutputFolder) -> None:
+        super().__init__(spec, options, plan, out)
+        self.book = BatchBook(out.path)
+        self.url = batch_endpoint(spec.service, self.endpoint.op)
+        self.written: set[str] = set()  # ids this run committed to results or failures
+        self.not_run: set[str] = set()  # ids of ended batches that never ran: sent again (or online)
+        self.online_stats: RunStats | None = None
+        self.deployment = spec.deployments()[0].name  # the results' deployment column, as online runs fill it
+        self._reported = float("-inf")
+
+    def cost(self) -> float:
+        """Batch lines at half the default list price; prices given in [pricing] are taken as they are."""
+        if self.prices is None:
+            return 0.0
+        total, online = self.stats, self.online_stats or RunStats()
+        batch = self.prices.cost(total.tokens_in - online.tokens_in, total.tokens_out - online.tokens_out)
+        return batch * (BATCH_DISCOUNT if self.prices.estimated else 1.0) + self.prices.cost(
+            online.tokens_in, online.tokens_out)
+
+    async def run(self, api: BatchAPI) -> None:
+        """Submit, poll and collect until no batch is open (or a stop)."""
+        try:
+            strays = self.book.remove_strays()
+            if strays:
+                log.info("removed %d batch file(s) of a run killed before it recorded them", strays)
+            await self._send_unsent(api)
+            await self._submit(api, None)
+            while not self.stopping.is_set() and self.book.open():
+                for record in await self._poll(api):
+                    await self._collect(api, record)  # even after a stop: an ended batch is quick to collect
+                if self.not_run and self.spec.service.fallback == "resubmit" and not self.stopping.is_set():
+                    await self._submit(api, self._take_not_run())
+        except (AuthenticationError, PermissionDeniedError, NotFoundError) as error:
+            self.stop(EXIT_ABORTED, f"the service refused the batch API ({error}); check the key, base_url and "
+                      "api_version, and that the deployment is a batch deployment")
+        except APIError as error:
+            self.stop(EXIT_ABORTED, f"the batch API failed ({error}); batches already created keep running at "
+                      "the service: run again to resume polling them")
+        except OutputWriteError as error:
+            self.stop(EXIT_OUTPUT, str(error))
+
+    def _take_not_run(self) -> set[str]:
+        ids, self.not_run = self.not_run, set()
+        self.sent_rows -= len(ids)  # they are counted again when sent again (--limit, max_rows)
+        return ids
+
+    # ---- submitting
+
+    async def _submit(self, api: BatchAPI, only: set[str] | None) -> None:
+        """Write input files for rows not done and in no open batch (or for `only`), then send them."""
+        skip = self.book.open_ids() if only is None else set()
+        rows = (row for row in self.plan.source.rows()
+                if (row.id in only if only is not None else row.id not in skip))
+        files = await asyncio.to_thread(self._write_inputs, rows)
+        records = [self.book.add(f.number, f.lines, f.bytes) for f in files]
+        self.book.save()
+        if records:
+            log.info("%d input file(s) written with %d lines", len(records), sum(r.lines for r in records))
+        for record in records:
+            if self.stopping.is_set():
+                return  # written but unsent: the next run sends them
+            await self._send(api, record, look_first=False)
+
+    def _write_inputs(self, rows: Iterable[Row]) -> list[InputFile]:
+        """Lines for the rows (bad rows become failures on the way), split into files; runs in a thread."""
+        writer = InputFileWriter(self.book.folder, self.book.next_number(), *file_limits(self.spec.service))
+        files = []
+        model = self.spec.service.model_name
+        keep = self.spec.output.keep
+        for item in self._prepared(iter(rows)):
+            body = line_body(self.endpoint.build([item]).json or {}, model)
+            entry: dict[str, Any] = {"id": item.row.id, "line": item.row.line}
+            if keep:
+                entry["keep"] = {name: _keep_value(item.row.fields.get(name)) for name in keep}
+            closed = writer.add(entry, input_line(item.row.id, self.url, body))
+            if closed is not None:
+                files.append(closed)
+        last = writer.close()
+        return [*files, last] if last is not None else files
+
+    async def _send_unsent(self, api: BatchAPI) -> None:
+        """Records a killed run wrote or uploaded but did not see created: finish sending them."""
+        for record in [r for r in self.book.open() if r.batch_id is None]:
+            if record.file_id is None and not self.book.input_path(record).exists():
+                log.warning("batch %d: its input file is gone; its rows will be sent again", record.number)
+                self.book.drop(record)
+                self.book.save()
+                continue
+            await self._send(api, record, look_first=True)
+
+    async def _send(self, api: BatchAPI, record: BatchRecord, look_first: bool) -> None:
+        if record.file_id is None:
+            record.file_id = (await api.upload(self.book.input_path(record)))["id"]
+            record.status = "uploaded"
+            self._save(record)
+            crash_point("batch.uploaded")  # test hook: uploaded and recorded, no batch yet
+        found = await api.find_for_file(record.file_id) if look_first else None
+        self._update(record, found or await api.create(record.file_id, self.url))
+        crash_point("batch.created")  # test hook: the batch exists but is not recorded
+        self._save(record)
+        self.book.input_path(record).unlink(missing_ok=True)  # the service has it; the ids sidecar stays
+        log.info("batch %d: %s created with %d lines", record.number, record.batch_id, record.lines)
+
+    # ---- polling
+
+    async def _poll(self, api: BatchAPI) -> list[BatchRecord]:
+        """GET every open batch each poll interval until at least one has ended."""
+        while not self.stopping.is_set():
+            for record in self.book.open():
+                if not record.ended:
+                    await self._refresh(api, record)
+            self.book.save()
+            self._report()
+            ended = [r for r in self.book.open() if r.ended]
+            if ended:
+                return ended
+            if self._deadline is not None and time.monotonic() >= self._deadline:
+                self.stop(EXIT_BUDGET, "stopped at --max-duration; the batches keep running at the service: "
+                          "run again to collect them")
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), self.spec.service.poll_interval_s)
+        return []
+
+    async def _refresh(self, api: BatchAPI, record: BatchRecord) -> None:
+        assert record.batch_id is not None
+        try:
+            info = await api.get(record.batch_id)
+        except NotFoundError:
+            log.warning("batch %d: the service no longer knows %s; its rows will be sent again",
+                        record.number, record.batch_id)
+            record.status = "lost"
+            return
+        before = record.status
+        self._update(record, info)
+        if record.status != before:
+            log.info("batch %d: %s -> %s %s", record.number, before, record.status, record.request_counts)
+
+    def _update(self, record: BatchRecord, info: dict[str, Any]) -> None:
+        record.batch_id = info.get("id") or record.batch_id
+        record.status = str(info.get("status") or record.status)
+        record.request_counts = {k: v for k, v in (info.get("request_counts") or {}).items() if isinstance(v, int)}
+        record.output_file_id = info.get("output_file_id") or record.output_file_id
+        record.error_file_id = info.get("error_file_id") or record.error_file_id
+        record.errors = list((info.get("errors") or {}).get("data") or [])
+        ended = next((info.get(f"{s}_at") for s in ("completed", "failed", "expired", "cancelled")
+                      if info.get(f"{s}_at")), None)
+        if isinstance(ended, int | float) and isinstance(info.get("created_at"), int | float):
+            record.turnaround_s = float(ended - info["created_at"])
+        self.book.touch(record)
+
+    def _save(self, record: BatchRecord) -> None:
+        self.book.touch(record)
+        self.book.save()
+
+    def _report(self) -> None:
+        """A progress line at most every progress_interval_s, as online runs print them."""
+        now = time.monotonic()
+        if self.options.on_progress is None or now - self._reported < self.options.progress_interval_s:
+            return
+        self._reported = now
+        states = Counter(r.status for r in self.book.open())
+        self.options.on_progress(self.stats, "batches: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())))
+
+    # ---- collecting
+
+    async def _collect(self, api: BatchAPI, record: BatchRecord) -> None:
+        """Results and failures of an ended batch; its rows that did not run are noted to go again."""
+        rows = {entry["id"]: entry for entry in self.book.entries(record)}
+        seen: set[str] = set()
+        outcome: Counter[str] = Counter()
+        for file_id in (record.output_file_id, record.error_file_id):
+            if file_id and record.status != "lost":
+                await self._read_file(api, record, file_id, rows, seen, outcome)
+        missing = [e for i, e in rows.items() if i not in seen and i not in self.written and i not in self.plan.done]
+        self._settle_not_run(record, missing, ran=bool(seen))
+        await self.flush()
+        crash_point("batch.flushed")  # test hook: results committed, the batch not yet marked collected
+        record.collected = True
+        record.outcome = {**outcome, "not_run": len(missing)}
+        self._save(record)
+        self.book.remove_files(record)
+        await self._delete_remote(api, record)
+
+    async def _read_file(self, api: BatchAPI, record: BatchRecord, file_id: str, rows: dict[str, dict[str, Any]],
+                         seen: set[str], outcome: Counter[str]) -> None:
+        path = self.book.folder / f"download-{record.number:06d}.jsonl.tmp"
+        await api.download(file_id, path)
+        try:
+            with open(path, "rb") as handle:
+                for count, raw in enumerate(handle, 1):
+                    line = read_output_line(raw)
+                    if line is None or line.custom_id not in rows or line.not_run:
+                        continue  # not a line of ours, or a row that did not run (it goes again)
+                    seen.add(line.custom_id)
+                    if line.custom_id not in self.written and line.custom_id not in self.plan.done:
+                        outcome[self._take_line(line, rows[line.custom_id], record)] += 1
+                    if count % FLUSH_EVERY_LINES == 0:
+                        await self.flush(only_due=True)
+        finally:
+            path.unlink(missing_ok=True)
+
+    def _take_line(self, line: LineOutcome, entry: dict[str, Any], record: BatchRecord) -> str:
+        """One output line -> a result or a failure row. Returns "succeeded" or "failed"."""
+        row = Row(line.custom_id, entry.get("keep") or {}, entry.get("line") or 0)
+        self.written.add(row.id)
+        if line.error is not None:
+            self._fail_line(row, line.error)
+            return "failed"
+        request = Request(self.endpoint.op, [Item(row, None)])
+        response = LineResponse(line.status or 200, {}, b"", record.turnaround_s or 0.0, line.request_id,
+                                parsed=line.body)
+        try:
+            (result,) = self.endpoint.parse(request, response)
+        except APIError as error:
+            self._fail_line(row, error)
+            return "failed"
+        record_row = {"id": row.id, **result, "request_id": line.request_id, "attempts": 1, "latency_ms": None,
+                      "deployment": self.deployment}
+        for name in self.spec.output.keep:
+            record_row[name] = row.fields.get(name)
+        self.results.add(record_row)
+        self.emit("done", rows=1, latency_s=response.latency_s, tokens_in=result.get("prompt_tokens") or 0,
+                  tokens_out=result.get("completion_tokens") or 0)
+        return "succeeded"
+
+    def _fail_line(self, row: Row, error: APIError) -> None:
+        self.failures.add(failure_record(row, error, "request", attempts=1))
+        self.emit("failed", rows=1, code=error.code or type(error).__name__)
+
+    def _settle_not_run(self, record: BatchRecord, entries: list[dict[str, Any]], ran: bool) -> None:
+        """Rows a batch did not run go again, unless nothing in it ran: then they fail with the batch's reason."""
+        if not entries:
+            return
+        if ran or record.status == "lost" or self.spec.service.fallback == "online":
+            log.info("batch %d (%s): %d row(s) did not run; they go again%s", record.number, record.status,
+                     len(entries), " through the online API" if self.spec.service.fallback == "online" else "")
+            self.not_run.update(e["id"] for e in entries)
+            return
+        # Sending again a batch of which nothing ran could loop for ever (a file the service refuses).
+        first = record.errors[0] if record.errors else {}
+        error = BatchFailedError(str(first.get("message") or f"the batch ended {record.status} with none of its "
+                                     "lines run; run again with --retry-failed to send them again"),
+                                 code=str(first.get("code") or f"batch_{record.status}"))
+        for entry in entries:
+            self._fail_line(Row(entry["id"], {}, entry.get("line") or 0), error)
+            self.written.add(entry["id"])
+
+    async def _delete_remote(self, api: BatchAPI, record: BatchRecord) -> None:
+        """Free the service's file quota (500 files per Azure resource); a failure here loses nothing."""
+        for file_id in (record.file_id, record.output_file_id, record.error_file_id):
+            if file_id and record.status != "lost":
+                try:
+                    await api.delete_file(file_id)
+                except APIError as error:
+                    log.info("batch %d: could not delete file %s (%s)", record.number, file_id, error)
+
+    # ---- online fallback
+
+    async def run_online(self) -> None:
+        """Send the rows the batches did not run through the online engine (fallback = "online")."""
+        ids, self.not_run = self.not_run, set()
+        log.info("%d row(s) the batches did not run go to the online API", len(ids))
+        plan = dataclasses.replace(self.plan, source=OnlyRows(self.plan.source, ids), total=len(ids))
+        online = await _run_async(self.spec, dataclasses.replace(self.options, limit=None), plan, self.out)
+        self._absorb(online)
+
+    def _absorb(self, online: Job) -> None:
+        mine, theirs = self.stats, online.stats
+        for name in ("succeeded", "failed", "requests", "tokens_in", "tokens_out", "throttled"):
+            setattr(mine, name, getattr(mine, name) + getattr(theirs, name))
+        mine.retries.update(theirs.retries)
+        mine.failures_by_code.update(theirs.failures_by_code)
+        self.online_stats = theirs
+        if online.stop_code is not None:
+            self.finish_early(online.stop_code, online.stop_message)
+
+
+class OnlyRows:
+    """A source narrowed to some ids: the rows the batches left for the online engine."""
+
+    def __init__(self, source: Source, ids: set[str]) -> None:
+        self.source = source
+        self.wanted = ids
+        self.path = source.path
+
+    def rows(self) -> Iterator[Row]:
+        return (row for row in self.source.rows() if row.id in self.wanted)
+
+    def ids(self) -> Iterator[tuple[str, int]]:
+        return ((i, line) for i, line in self.source.ids() if i in self.wanted)
+
+    def count(self) -> int:
+        return len(self.wanted)
+
+    def columns(self) -> list[str] | None:
+        return self.source.columns()
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def run_batch_job(spec: JobSpec, options: RunOptions, plan: Preflight, out: OutputFolder) -> Job:
+    """Run a job in batch mode (called by runner.run_job); returns the Job the runner summarises."""
+    try:
+        return asyncio.run(_run(spec, options, plan, out))
+    except asyncio.CancelledError:
+        raise PipelineError("stopped at once by a second signal; batches keep running at the service: "
+                            "run again to resume polling them") from None
+
+
+async def _run(spec: JobSpec, options: RunOptions, plan: Preflight, out: OutputFolder) -> BatchJob:
+    job = BatchJob(spec, options, plan, out)
+    auth = make_auth(spec.service, options.credential)
+    connector = aiohttp.TCPConnector(limit=4, ssl=_ssl_context(spec))
+    async with local_emulator(spec) as local_url, aiohttp.ClientSession(
+            connector=connector, trust_env=False, headers={"User-Agent": USER_AGENT}) as session:
+        api = BatchAPI(spec, local_url or spec.service.base_url or "", session, auth, job.emit)
+        with _signals(job, options):
+            await job.run(api)
+        await auth.close()
+    if job.not_run and job.stop_code is None and spec.service.fallback == "online":
+        await job.run_online()
+    return job
