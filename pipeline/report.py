@@ -13,21 +13,25 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipeline.batch.book import batch_summary, summary_lines
-from pipeline.checkpoint import OutputFolder
+from pipeline.cloud_checkpoint import Output, open_output
 from pipeline.errors import InputError, PipelineError
+from pipeline.sinks.cloud import read_cloud_dataset
 from pipeline.sinks.parquet import closed_parts
 from pipeline.sources import open_source
 from pipeline.spec import JobSpec
+from pipeline.storage import Location
 
 
-def read_dataset(folder: Path, columns: list[str] | None = None) -> pa.Table | None:
+def read_dataset(folder: Path | Location, columns: list[str] | None = None) -> pa.Table | None:
+    if not isinstance(folder, Path):
+        return read_cloud_dataset(folder, columns)
     parts = closed_parts(folder)
     if not parts:
         return None
     return pa.concat_tables([pq.read_table(p, columns=columns) for p in parts], promote_options="default")
 
 
-def latest_failures(out: OutputFolder) -> pa.Table | None:
+def latest_failures(out: Output) -> pa.Table | None:
     """Failures of ids that never succeeded, the latest record per id."""
     failures = read_dataset(out.failures)
     if failures is None:
@@ -38,10 +42,10 @@ def latest_failures(out: OutputFolder) -> pa.Table | None:
     latest: dict[str, int] = {}
     for index, row_id in enumerate(failures["id"].to_pylist()):
         latest[row_id] = index
-    return failures.take(sorted(latest.values()))
+    return failures.take(pa.array(sorted(latest.values()), type=pa.int64()))
 
 
-def job_status(out: OutputFolder, total: int | None) -> dict[str, Any]:
+def job_status(out: Output, total: int | None) -> dict[str, Any]:
     ids = read_dataset(out.results, ["id"])
     done = len(pc.unique(ids["id"])) if ids is not None else 0
     failures = latest_failures(out)
@@ -60,7 +64,7 @@ def job_status(out: OutputFolder, total: int | None) -> dict[str, Any]:
         "failures_by_code": groups, "runs": len(runs),
         "last_run": {k: runs[-1].get(k) for k in ("started", "ended", "exit_code", "message")} if runs else None,
         "running": out.lock_file.exists(),
-        "batches": batch_summary(out.path),
+        "batches": batch_summary(out.path) if isinstance(out.path, Path) else [],  # batch mode is local only
     }
 
 
@@ -95,7 +99,7 @@ def input_order(spec: JobSpec, keep: list[str]) -> pa.Table:
 
 def export_results(spec: JobSpec, destination: Path, join: list[str]) -> int:
     """One file of results in input order, with input columns joined. Returns the row count."""
-    out = OutputFolder(spec.output.path)
+    out = open_output(spec.output)
     results = read_dataset(out.results)
     if results is None:
         raise PipelineError(f"{out.results}: no results yet; run the job first")

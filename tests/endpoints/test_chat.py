@@ -74,3 +74,16 @@ def test_parse_flags_content_filter(tmp_path: Path) -> None:
     (result,) = chat.parse(request, HttpResponse(200, {}, json.dumps(body).encode(), 0.1))
     assert result["content_filtered"] is True
     assert result["filter_categories"] == "hate"
+
+
+def test_vision_image_column_becomes_data_url(tmp_path: Path) -> None:
+    (tmp_path / "cat.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    chat = make(tmp_path, {"prompt": "q", "image": "img"})
+    item = chat.prepare(Row("a", {"q": "What is this?", "img": str(tmp_path / "cat.png")}, 1))
+    text, image = item.payload[0]["content"]
+    assert text == {"type": "text", "text": "What is this?"}
+    assert image["image_url"]["url"].startswith("data:image/png;base64,iVBORw0KGg")
+    remote = chat.prepare(Row("b", {"q": "And this?", "img": "https://example.org/x.jpg"}, 2))
+    assert remote.payload[0]["content"][1]["image_url"]["url"] == "https://example.org/x.jpg"
+    with pytest.raises(RowError, match="cannot read image"):
+        chat.prepare(Row("c", {"q": "?", "img": "missing.png"}, 3))

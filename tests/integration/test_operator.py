@@ -160,3 +160,26 @@ def test_lock_refuses_a_second_run_and_takes_over_a_dead_one(tmp_path: Path, emu
     assert "took over a stale lock" in third.stderr
     assert sorted(result_ids(tmp_path / "out")) == sorted(r["id"] for r in corpus(80))
     assert read_dataset(tmp_path / "out" / "failures") == []
+
+
+def test_retry_failed_sends_earlier_failures_again(tmp_path: Path, emulator) -> None:
+    rows = [*corpus(4), {"id": "once", "text": "[[fault:400:1]] fails the first time only"}]
+    spec = write_job(tmp_path, emulator.url, input_path=write_rows(tmp_path / "in.jsonl", rows),
+                     limits={"batch_size": 1})
+    assert run_cli("run", str(spec), "-q").returncode == 1
+    again = run_cli("run", str(spec), "-q")
+    assert again.returncode == 0  # earlier failures are left alone without --retry-failed
+    assert "once" not in result_ids(tmp_path / "out")
+    assert run_cli("run", str(spec), "-q", "--retry-failed").returncode == 0
+    assert sorted(result_ids(tmp_path / "out")) == sorted([*(r["id"] for r in corpus(4)), "once"])
+    status = json.loads(run_cli("status", str(spec), "--json").stdout)
+    assert (status["done"], status["failed"], status["remaining"]) == (5, 0, 0)
+
+
+def test_json_logs_for_machines(tmp_path: Path, emulator) -> None:
+    spec = write_job(tmp_path, emulator.url, input_path=write_rows(tmp_path / "in.jsonl", corpus(3)))
+    proc = run_cli("--log-format", "json", "--log-level", "debug", "run", str(spec), "-q")
+    assert proc.returncode == 0
+    records = [json.loads(line) for line in proc.stderr.splitlines() if line.strip()]
+    assert records and all({"time", "level", "logger", "message"} <= set(r) for r in records)
+    assert any(r["message"].startswith("POST ") for r in records)
