@@ -3,8 +3,11 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+AZURITE_VERSION := 3.37.0
+AZURITE_DIR := .cache/azurite
+AZURITE_STAMP := $(AZURITE_DIR)/.installed-$(AZURITE_VERSION)
 
-.PHONY: setup demo test lint typecheck pytest bench soak emulator clean sample-data
+.PHONY: setup demo test lint typecheck pytest bench soak emulator clean sample-data storage-emulator
 
 setup: $(STAMP)
 
@@ -25,8 +28,21 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy pipeline
 
-pytest: setup
+pytest: setup storage-emulator
 	$(BIN)/pytest
+
+# Azurite, Azure Storage's emulator, for tests/storage (needs Node.js and npm; `make demo` does not).
+# Without npm those tests skip on a workstation and fail under CI=true, so CI never passes them silently.
+storage-emulator: $(AZURITE_STAMP)
+
+$(AZURITE_STAMP):
+	@if command -v npm >/dev/null 2>&1; then \
+		echo "installing azurite@$(AZURITE_VERSION) into $(AZURITE_DIR)"; \
+		npm install --prefix $(AZURITE_DIR) --no-audit --no-fund --loglevel=error azurite@$(AZURITE_VERSION) \
+			&& touch $@; \
+	else \
+		echo "npm not found: tests/storage will skip (install Node.js 20+ and npm to run them)"; \
+	fi
 
 bench: setup
 	$(BIN)/python -m bench

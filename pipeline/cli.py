@@ -83,7 +83,7 @@ def validate(job: Path) -> None:
 
         plan = preflight(spec, read_done=False)
         url = request_url(spec.service, spec.service.base_url or "http://emulator", plan.endpoint.op)
-        click.echo(f"ok: {job}: {spec.endpoint} job {spec.name!r}, {plan.total} rows in {spec.input.path}, "
+        click.echo(f"ok: {job}: {spec.endpoint} job {spec.name!r}, {plan.total} rows in {spec.input.location}, "
                    f"requests go to {url}")
 
     guarded(check)
@@ -126,20 +126,33 @@ def run(job: Path, retry_failed: bool, force: bool, limit: int | None, max_durat
     sys.exit(result.exit_code)
 
 
-def _output_of(target: Path) -> tuple[Any, Any]:
-    """A job spec path or an output folder -> (spec or None, OutputFolder)."""
+def _output_of(target: str) -> tuple[Any, Any]:
+    """A job spec path, an output folder or a cloud output URI -> (spec or None, its checkpoint)."""
     from pipeline.checkpoint import OutputFolder
+    from pipeline.cloud_checkpoint import CloudOutputFolder, open_output
+    from pipeline.storage import is_uri, locate
 
-    if target.is_dir():
-        return None, OutputFolder(target)
+    if is_uri(target):
+        return None, CloudOutputFolder(locate(target))
+    if Path(target).is_dir():
+        return None, OutputFolder(Path(target))
     spec = load_spec(target)
-    return spec, OutputFolder(spec.output.path)
+    return spec, open_output(spec.output)
+
+
+def _local_file(value: str) -> Path:
+    """Exports are written to a local file; a URI would otherwise become a strange local folder."""
+    from pipeline.storage import is_uri
+
+    if is_uri(value):
+        raise InputError(f"{value}: --to writes a local file; export locally, then copy it to storage")
+    return Path(value)
 
 
 @main.command()
-@click.argument("target", type=click.Path(path_type=Path))
+@click.argument("target", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
-def status(target: Path, as_json: bool) -> None:
+def status(target: str, as_json: bool) -> None:
     """Done / failed / remaining of a job (spec or output folder), without calling the service."""
     from pipeline.report import job_status, status_text
     from pipeline.sources import open_source
@@ -157,26 +170,25 @@ def status(target: Path, as_json: bool) -> None:
 
 @main.command()
 @click.argument("job", type=click.Path(path_type=Path))
-@click.option("--to", "destination", required=True, type=click.Path(path_type=Path),
-              help="Output file: .parquet, .jsonl or .csv.")
+@click.option("--to", "destination", required=True, type=click.Path(), help="Output file: .parquet, .jsonl or .csv.")
 @click.option("--join", "join", multiple=True, help="Input column to add (repeatable); [output] keep is added too.")
-def export(job: Path, destination: Path, join: tuple[str, ...]) -> None:
+def export(job: Path, destination: str, join: tuple[str, ...]) -> None:
     """Write all results in input order to one file, joined with input columns."""
     from pipeline.report import export_results
 
     def go() -> None:
         spec = load_spec(job)
-        rows = export_results(spec, destination, list(dict.fromkeys([*join])))
+        rows = export_results(spec, _local_file(destination), list(dict.fromkeys([*join])))
         click.echo(f"wrote {rows} rows to {destination}")
 
     guarded(go)
 
 
 @main.command()
-@click.argument("target", type=click.Path(path_type=Path))
-@click.option("--to", "destination", type=click.Path(path_type=Path), help="Export to .parquet, .jsonl or .csv.")
+@click.argument("target", type=click.Path())
+@click.option("--to", "destination", type=click.Path(), help="Export to .parquet, .jsonl or .csv.")
 @click.option("--limit", type=int, default=20, show_default=True, help="Rows to list.")
-def failures(target: Path, destination: Path | None, limit: int) -> None:
+def failures(target: str, destination: str | None, limit: int) -> None:
     """List (or export) the rows that failed and never succeeded, newest record per id."""
     from pipeline.report import latest_failures, write_table
 
@@ -187,7 +199,7 @@ def failures(target: Path, destination: Path | None, limit: int) -> None:
             click.echo("no failures")
             return
         if destination:
-            write_table(table, destination)
+            write_table(table, _local_file(destination))
             click.echo(f"wrote {table.num_rows} failures to {destination}")
             return
         for record in table.slice(0, limit).to_pylist():

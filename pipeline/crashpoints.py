@@ -4,7 +4,8 @@ n-th time the named point is reached, as hard as `kill -9` (no finally blocks, n
 Reliability tests use it to crash at exact places (a part written but not renamed, a 429 hold...).
 Unset, `crash_point` costs one lookup in an empty dict.
 
-Points: startup, runner.added, part.written, part.renamed, limiter.hold, file.written.
+Points: startup, runner.added, part.written, part.renamed, part.uploading (cloud), limiter.hold,
+file.written.
 """
 
 from __future__ import annotations

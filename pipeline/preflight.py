@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.checkpoint import IdSet, OutputFolder, id_hash
+from pipeline.checkpoint import IdSet, id_hash
+from pipeline.cloud_checkpoint import Output, open_output
 from pipeline.endpoints import endpoint_for
 from pipeline.endpoints.base import Endpoint, RowError
 from pipeline.errors import InputError, SpecError
@@ -29,7 +30,7 @@ class Preflight:
     endpoint: Endpoint
     source: Source
     total: int
-    out: OutputFolder
+    out: Output
     done: IdSet
 
     def check_fingerprint(self, force: bool) -> None:
@@ -107,7 +108,7 @@ def preflight(spec: JobSpec, retry_failed: bool = False, read_done: bool = True)
     source = open_source(spec.input, spec.output)
     check_input(spec, endpoint, source)
     total = scan_ids(source)
-    out = OutputFolder(spec.output.path)
+    out = open_output(spec.output)
     done = IdSet()
     if read_done:
         out.prepare()

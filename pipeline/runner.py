@@ -27,6 +27,7 @@ from pipeline.client.auth import TokenCredential, make_auth
 from pipeline.client.deployment import Deployment, Router
 from pipeline.client.limiter import Pacer
 from pipeline.client.service import USER_AGENT, ServiceClient
+from pipeline.cloud_checkpoint import Output
 from pipeline.crashpoints import crash_point
 from pipeline.endpoints.base import Endpoint, Item, RowError
 from pipeline.errors import (
@@ -46,6 +47,7 @@ from pipeline.sinks.parquet import OutputWriteError, PartWriter
 from pipeline.sources.base import Row
 from pipeline.spec import JobSpec, ServiceSpec
 from pipeline.stats import RunStats
+from pipeline.storage import Location
 from pipeline.version import __version__
 
 log = logging.getLogger("pipeline")
@@ -82,7 +84,7 @@ class RunOptions:
 class RunResult:
     exit_code: int
     summary: dict[str, Any]
-    output: Path
+    output: Path | Location
     message: str | None = None
     stats: RunStats = field(default_factory=RunStats, repr=False)
 
@@ -116,7 +118,7 @@ def _code_for(error: BaseException) -> str:
 class Job:
     """One run of one job spec."""
 
-    def __init__(self, spec: JobSpec, options: RunOptions, plan: Preflight, out: OutputFolder) -> None:
+    def __init__(self, spec: JobSpec, options: RunOptions, plan: Preflight, out: Output) -> None:
         self.spec = spec
         self.options = options
         self.plan = plan
@@ -360,7 +362,7 @@ def _ssl_context(spec: JobSpec) -> ssl.SSLContext | bool:
     return ssl.create_default_context(cafile=str(spec.service.ca_bundle))
 
 
-async def _run_async(spec: JobSpec, options: RunOptions, plan: Preflight, out: OutputFolder) -> Job:
+async def _run_async(spec: JobSpec, options: RunOptions, plan: Preflight, out: Output) -> Job:
     job = Job(spec, options, plan, out)
     total_connections = spec.limits.concurrency * max(1, len(spec.deployments()))
     connector = aiohttp.TCPConnector(limit=total_connections, limit_per_host=spec.limits.concurrency,
@@ -468,6 +470,7 @@ def run_job(spec: JobSpec, options: RunOptions | None = None) -> RunResult:
         if spec.service.mode == "batch":
             from pipeline.batch import run_batch_job
 
+            assert isinstance(out, OutputFolder)  # the spec refuses batch mode on a cloud output
             job = run_batch_job(spec, options, plan, out)
             return _finish(job, started)
         try:

@@ -40,6 +40,12 @@ class InputSpec:
     image: str | None = None  # chat vision: column of file paths or URLs
     file: str | None = None  # transcription from a table: column of file paths
     glob: str = "**/*"  # folders only
+    uri: str | None = None  # an object in cloud storage (abfs://, az://, s3://, gs://); `path` is then not local
+
+    @property
+    def location(self) -> str:
+        """Where the input is, for messages."""
+        return self.uri or str(self.path)
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,12 @@ class OutputSpec:
     flush_seconds: float = 10.0
     keep: tuple[str, ...] = ()
     sidecars: tuple[str, ...] = ()
+    uri: str | None = None  # a prefix in cloud storage (abfs://, az://, s3://, gs://); `path` is then not local
+
+    @property
+    def location(self) -> str:
+        """Where the output is, for messages."""
+        return self.uri or str(self.path)
 
 
 @dataclass(frozen=True)
@@ -298,6 +310,7 @@ def parse_spec(raw: dict[str, Any], source: Path, env: dict[str, str] | None = N
     if service.mode == "batch" and endpoint not in BATCH_ENDPOINTS:
         raise SpecError(f"{src}: [service] mode: the Batch API does not take endpoint = \"{endpoint}\"; "
                         f"batch mode supports {', '.join(BATCH_ENDPOINTS)}; use mode = \"online\"")
+    _check_cloud(input_spec, output_spec, endpoint, service, src)
     params = top.take("params", dict, {})
     _check_params(params, endpoint, top)
     pricing = _parse_pricing(top.sub("pricing"))
@@ -318,8 +331,9 @@ def _parse_input(sec: _Section, endpoint: str, base: Path) -> InputSpec:
     path = sec.take("path", str)
     if not path:
         raise sec.error("path", "required: the input file or folder")
+    uri = _storage_uri(sec, path)
     spec = InputSpec(
-        path=_resolve(base, path),
+        path=Path(uri) if uri else _resolve(base, path),
         id=sec.take("id", str, "id"),
         text=sec.take("text", str),
         prompt=sec.take("prompt", str),
@@ -329,6 +343,7 @@ def _parse_input(sec: _Section, endpoint: str, base: Path) -> InputSpec:
         image=sec.take("image", str),
         file=sec.take("file", str),
         glob=sec.take("glob", str, "**/*"),
+        uri=uri,
     )
     sec.finish()
     _check_input_mapping(spec, endpoint, sec)
@@ -360,12 +375,15 @@ class _FieldProbe(dict):
 
 def _parse_output(sec: _Section, endpoint: str, base: Path, name: str) -> OutputSpec:
     path = sec.take("path", str) or f"out/{name}"
+    uri = _storage_uri(sec, path)
+    local = Path(path).expanduser() if Path(path).is_absolute() else Path.cwd() / path
     spec = OutputSpec(
-        path=Path(path).expanduser() if Path(path).is_absolute() else Path.cwd() / path,
+        path=Path(uri) if uri else local,
         flush_rows=sec.take_positive("flush_rows", int, 1000),
         flush_seconds=sec.take_positive("flush_seconds", float, 10.0, minimum=0.05),
         keep=sec.take_str_list("keep"),
         sidecars=sec.take_str_list("sidecars"),
+        uri=uri,
     )
     for sidecar in spec.sidecars:
         if sidecar not in SIDECARS:
@@ -374,6 +392,37 @@ def _parse_output(sec: _Section, endpoint: str, base: Path, name: str) -> Output
         raise sec.error("sidecars", "sidecar files are written for transcription and translation only")
     sec.finish()
     return spec
+
+
+def _storage_uri(sec: _Section, value: str) -> str | None:
+    """A cloud storage URI as written, or None for a local path."""
+    from pipeline.storage import check_uri, is_uri  # here: reading a spec should not load pyarrow
+
+    if not is_uri(value):
+        return None
+    problem = check_uri(value)
+    if problem:
+        raise sec.error("path", problem)
+    return value
+
+
+CLOUD_TABLES = (".jsonl", ".jsonl.gz", ".ndjson", ".json.gz", ".ndjson.gz", ".parquet", ".pq")
+
+
+def _check_cloud(inp: InputSpec, out: OutputSpec, endpoint: str, service: ServiceSpec, src: str) -> None:
+    """What cloud storage does not take: folders of files in, files (images, audio, sidecars) or batch state out."""
+    if inp.uri and endpoint in ("transcription", "translation"):
+        raise SpecError(f"{src}: [input] path: {endpoint} reads audio files, which must be local; "
+                        "copy them to a local folder")
+    if inp.uri and not inp.uri.lower().endswith(CLOUD_TABLES):
+        raise SpecError(f"{src}: [input] path: a cloud input must be one .jsonl, .jsonl.gz or .parquet object; "
+                        f"folders of files from cloud storage are not supported (got {inp.uri})")
+    if out.uri and (endpoint in ("images", "speech") or out.sidecars):
+        raise SpecError(f"{src}: [output] path: {endpoint} writes files (images, audio, sidecars) next to its "
+                        "results, which needs a local output folder; use a local [output] path")
+    if out.uri and service.mode == "batch":
+        raise SpecError(f"{src}: [output] path: batch mode keeps its batch files in a local output folder; "
+                        "use a local [output] path or mode = \"online\"")
 
 
 def _parse_service(sec: _Section, env: dict[str, str], base: Path) -> ServiceSpec:

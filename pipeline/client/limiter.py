@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import heapq
+import math
 import time
 from collections.abc import Awaitable, Callable
 
@@ -32,6 +34,15 @@ ADMITTED_WINDOW_S = 2.0
 WINDOW_S = 1.0  # the shortest window Azure evaluates quota over
 ADMITTED_SHARE = 0.95  # after a 429, pace a little under what the service let through
 PROBE_AFTER_S = 30.0  # then try above it again, slowly
+
+
+def request_window(rpm: float) -> tuple[float, int]:
+    """(length, requests it holds) of the service's request window: whole requests per WINDOW_S, so
+    RPM 90 admits one a second, not 1.5; below one per window, one request per 60/rpm seconds."""
+    per_window = rpm * WINDOW_S / 60
+    if per_window < 1:
+        return 60 / rpm, 1
+    return WINDOW_S, math.floor(per_window + 1e-9)
 
 
 def _bucket(rate_per_s: float, capacity: float) -> AsyncLimiter:
@@ -59,8 +70,9 @@ class Pacer:
         self.waited = {"rpm": 0.0, "tpm": 0.0, "hold": 0.0}
         self._uncharged: list[AsyncLimiter] = []
         self._token_lock = asyncio.Lock()
-        self._window: collections.deque[tuple[float, int]] = collections.deque()
+        self._window: list[tuple[float, int]] = []  # heap: (when it leaves the service's window, tokens)
         self._window_tokens = 0
+        self._arrivals: collections.deque[float] = collections.deque()  # requests in the service's window
         self.generation = 0
         self._built = False
 
@@ -107,6 +119,8 @@ class Pacer:
                 started = self._clock()
                 await self._acquire_tokens(self._tokens, tokens)
                 self.waited["tpm"] += self._clock() - started
+            else:
+                await self._window_check(0)
             if generation == self.generation and self._not_before <= self._clock():
                 return generation
 
@@ -133,16 +147,46 @@ class Pacer:
             await self._window_check(tokens)
 
     async def _window_check(self, tokens: int) -> None:
-        allowance = (self.tpm_ceiling or 0) / HEADROOM / 60 * WINDOW_S
+        """Wait until the service's windows have room for one more request and its tokens, and count
+        both at that instant: the moment it leaves. (A request slot taken before a token wait would
+        otherwise leave late, closer to the next one than the rate allows.)"""
         while True:
             now = self._clock()
-            while self._window and self._window[0][0] <= now - WINDOW_S:
-                self._window_tokens -= self._window.popleft()[1]
-            if not self._window or self._window_tokens + tokens <= allowance:
-                self._window.append((now, tokens))
-                self._window_tokens += tokens
+            wait = max(self._requests_wait(now), self._tokens_wait(now, tokens))
+            if wait <= 0:
+                if self.rpm_ceiling:
+                    self._arrivals.append(now)
+                if tokens > 0 and self.tpm_ceiling:
+                    # Like the service, a charge over a window's worth stays proportionally longer.
+                    stay = WINDOW_S * max(1.0, tokens / self._token_allowance())
+                    heapq.heappush(self._window, (now + stay, tokens))
+                    self._window_tokens += tokens
                 return
-            await self._sleep(self._window[0][0] + WINDOW_S - now + 0.001)
+            await self._sleep(wait + 0.001)
+
+    def _tokens_wait(self, now: float, tokens: int) -> float:
+        """Seconds until the last second has room for `tokens` (a lone large request always has)."""
+        while self._window and self._window[0][0] <= now:
+            self._window_tokens -= heapq.heappop(self._window)[1]
+        if tokens <= 0 or not self.tpm_ceiling or not self._window:
+            return 0.0
+        return 0.0 if self._window_tokens + tokens <= self._token_allowance() else self._window[0][0] - now
+
+    def _token_allowance(self) -> float:
+        """Tokens the service lets one window hold: the configured quota, not the paced rate."""
+        return (self.tpm_ceiling or 0) / HEADROOM / 60 * WINDOW_S
+
+    def _requests_wait(self, now: float) -> float:
+        """Seconds until the service's request window has room for one more request."""
+        if not self.rpm_ceiling:
+            return 0.0
+        length, room = request_window(self.rpm_ceiling / HEADROOM)
+        length /= HEADROOM  # a little longer than the service's window: a request can reach it a few ms late
+        while self._arrivals and self._arrivals[0] <= now - length:
+            self._arrivals.popleft()
+        if len(self._arrivals) < room:
+            return 0.0
+        return self._arrivals[len(self._arrivals) - room] + length - now
 
     async def _wait_hold(self) -> None:
         while (delay := self._not_before - self._clock()) > 0:

@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +20,9 @@ import pyarrow.parquet as pq
 
 from pipeline.crashpoints import crash_point
 from pipeline.errors import PipelineError
+
+if TYPE_CHECKING:
+    from pipeline.storage import Location
 
 PART_NAME = re.compile(r"^part-(\d+)\.parquet$")
 
@@ -92,10 +95,29 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _part_numbers(folder: Path | Location) -> list[int]:
+    """Numbers of the closed parts in a dataset folder, creating a local folder on the way."""
+    if not isinstance(folder, Path):
+        from pipeline.sinks.cloud import part_numbers  # the cloud code loads only for cloud outputs
+
+        return part_numbers(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return [int(PART_NAME.match(p.name).group(1)) for p in closed_parts(folder)]  # type: ignore[union-attr]
+
+
+def _commit_part(folder: Path | Location, number: int, table: pa.Table) -> Path | Location:
+    """Local: temp file + fsync + rename. Object storage: one upload under the final name (sinks/cloud.py)."""
+    if isinstance(folder, Path):
+        return write_part(folder, number, table)
+    from pipeline.sinks.cloud import write_cloud_part
+
+    return write_cloud_part(folder, number, table)
+
+
 class PartWriter:
     """Buffers records for one dataset folder; `take()` hands a full buffer to a flush."""
 
-    def __init__(self, folder: Path, schema: pa.Schema, flush_rows: int, flush_seconds: float,
+    def __init__(self, folder: Path | Location, schema: pa.Schema, flush_rows: int, flush_seconds: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.folder = folder
         self.schema = schema
@@ -104,9 +126,7 @@ class PartWriter:
         self._clock = clock
         self._buffer: list[dict[str, Any]] = []
         self._first_at: float | None = None
-        folder.mkdir(parents=True, exist_ok=True)
-        existing = [int(PART_NAME.match(p.name).group(1)) for p in closed_parts(folder)]  # type: ignore[union-attr]
-        self._next = max(existing, default=0) + 1
+        self._next = max(_part_numbers(folder), default=0) + 1
         self.written = 0
 
     def add(self, record: dict[str, Any]) -> None:
@@ -130,11 +150,11 @@ class PartWriter:
         number, self._next = self._next, self._next + 1
         return number, batch
 
-    def write(self, number: int, batch: list[dict[str, Any]]) -> Path:
-        path = write_part(self.folder, number, records_to_table(batch, self.schema))
+    def write(self, number: int, batch: list[dict[str, Any]]) -> Path | Location:
+        path = _commit_part(self.folder, number, records_to_table(batch, self.schema))
         self.written += len(batch)
         return path
 
-    def flush(self) -> Path | None:
+    def flush(self) -> Path | Location | None:
         taken = self.take()
         return self.write(*taken) if taken else None

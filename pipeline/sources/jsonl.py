@@ -6,19 +6,24 @@ import gzip
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pipeline.errors import InputError
 from pipeline.sources.base import Row, stringify_id
 
+if TYPE_CHECKING:
+    from pipeline.storage import Location
+
 
 class JsonlSource:
-    def __init__(self, path: Path, id_column: str) -> None:
+    def __init__(self, path: Path | Location, id_column: str) -> None:
         self.path = str(path)
         self._file = path
         self._id = id_column
 
     def _open(self) -> IO[bytes]:
+        if not isinstance(self._file, Path):
+            return self._file.open_input()  # cloud: a buffered stream, gunzipped by pyarrow
         try:
             if self._file.name.endswith(".gz"):
                 return gzip.open(self._file, "rb")  # type: ignore[return-value]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -11,11 +12,14 @@ import pyarrow.parquet as pq
 from pipeline.errors import InputError
 from pipeline.sources.base import Row, stringify_id
 
+if TYPE_CHECKING:
+    from pipeline.storage import Location
+
 BATCH_ROWS = 2048
 
 
 class ParquetSource:
-    def __init__(self, path: Path, id_column: str, needed: list[str]) -> None:
+    def __init__(self, path: Path | Location, id_column: str, needed: list[str]) -> None:
         self.path = str(path)
         self._file = path
         self._id = id_column
@@ -23,6 +27,8 @@ class ParquetSource:
 
     def _open(self) -> pq.ParquetFile:
         try:
+            if not isinstance(self._file, Path):  # cloud: footer first, then row groups on demand
+                return pq.ParquetFile(self._file.path, filesystem=self._file.fs)
             return pq.ParquetFile(self._file)
         except (OSError, pa.ArrowInvalid) as exc:
             raise InputError(f"{self._file}: not a readable Parquet file: {exc}") from None

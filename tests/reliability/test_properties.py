@@ -40,7 +40,9 @@ class _TimeTravel(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
     def select(self, timeout: float | None = None) -> list[Any]:
         if timeout is None:
             raise RuntimeError("deadlock: every task waits and no timer is set")
-        self.now += max(0.0, timeout)
+        # Always a little: a timer due within the clock's resolution runs at once, and aiolimiter,
+        # seeing no time pass, would set it again forever.
+        self.now += max(timeout, 1e-6)
         return super().select(0)
 
 
@@ -109,12 +111,13 @@ def traffic(draw: st.DrawFn) -> Traffic:
     tpm = draw(st.one_of(st.none(), st.integers(1000, 300_000))) if rpm else draw(st.integers(1000, 300_000))
     window_tokens = int(tpm / 60) if tpm else 4000  # one second of token quota
     n = draw(st.integers(5, 60))
-    sizes = draw(st.lists(st.integers(1, max(1, window_tokens)), min_size=n, max_size=n))
+    size = st.one_of(st.integers(1, max(1, window_tokens)), st.integers(1, 3 * window_tokens))  # some too big
+    sizes = draw(st.lists(size, min_size=n, max_size=n))
     answers = draw(st.lists(st.sampled_from(["ok"] * 8 + ["429", "429bare"]), min_size=n, max_size=n))
     return Traffic(rpm, tpm, draw(st.integers(1, 8)), sizes, answers)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(traffic())
 def test_pacer_never_exceeds_the_quota_over_any_1s_window(case: Traffic) -> None:
     run_virtual(drive(case))

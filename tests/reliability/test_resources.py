@@ -124,14 +124,14 @@ def slow_job(tmp_path: Path, emulator: EmulatorThread, rows: int) -> tuple[Path,
 
 def test_input_deleted_mid_run(tmp_path: Path, emulator: EmulatorThread) -> None:
     """The open input is read to its end; a rerun without it says so; with it back, nothing is redone."""
-    spec, source = slow_job(tmp_path, emulator, 300)
+    spec, source = slow_job(tmp_path, emulator, 160)
     saved = source.read_bytes()
     proc = start_cli("run", str(spec), "-q")
     wait_for(lambda: any((tmp_path / "out" / "results").glob("part-*.parquet")))
     source.unlink()
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr
-    assert_exactly_once(tmp_path / "out", [r["id"] for r in corpus(300)])
+    assert_exactly_once(tmp_path / "out", [r["id"] for r in corpus(160)])
     missing = run_cli("run", str(spec), "-q")
     assert missing.returncode == 2 and "input not found" in one_error_line(missing.stderr)
     source.write_bytes(saved)
