@@ -175,7 +175,7 @@ def figures_of(verdict: Verdict, samples: list[Sample], service: dict[str, Any])
         "rss_mb": _span(samples, "rss_mb", warm), "fds": _span(samples, "fds", warm),
         "threads": _span(samples, "threads", warm),
         "service": {"requests": service.get("requests"), "by_status": service.get("by_status"),
-                    "faults": service.get("faults")},
+                    "faults": service.get("faults"), "quota_429s": service.get("throttled")},
         "samples": len(samples), "passed": passed,
     }
 

@@ -3,12 +3,15 @@
     whatever the mix of request sizes, workers, 429s and recoveries; time is virtual, so a case that
     spans minutes runs in milliseconds;
 (b) any interleaving of completions, flushes and crashes (a .tmp left behind, a buffer lost) followed by
-    restarts that skip what is done ends with every id in exactly one closed part.
+    restarts that skip what is done ends with every id in exactly one closed part;
+(c) a spec one or a few keys away from valid, for every endpoint, raises SpecError and nothing else,
+    through parsing and the endpoint's own parameter checks (tests/test_spec.py fuzzes the top level).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import selectors
 import tempfile
 from dataclasses import dataclass, field
@@ -194,3 +197,51 @@ def test_any_interleaving_of_completions_and_crashes_is_exactly_once(tmp_path: P
     final.add(len(IDS))
     final.writer.flush()
     assert_exactly_once(root, IDS)
+
+
+# ---- (c) a spec one key away from valid: parsing and endpoint set-up raise SpecError and nothing else
+
+VALID: dict[str, dict[str, Any]] = {
+    "embeddings": {"input": {"text": "text"}, "service": {"deployment": "e"}},
+    "chat": {"input": {"prompt": "text"}, "service": {"deployment": "c"}},
+    "completions": {"input": {"prompt": "text"}, "service": {"deployment": "c"}},
+    "images": {"input": {"prompt": "text"}, "service": {"deployment": "d"}},
+    "speech": {"input": {"text": "text"}, "service": {"deployment": "s"}},
+    "transcription": {"input": {}, "service": {"deployment": "w"}},
+    "translation": {"input": {}, "service": {"deployment": "w"}},
+}
+KEYS = {
+    "input": ["id", "text", "prompt", "messages", "system", "template", "image", "file", "glob"],
+    "output": ["path", "flush_rows", "flush_seconds", "keep", "sidecars"],
+    "service": ["provider", "base_url", "deployment", "api_version", "api_style", "auth", "mode", "fallback"],
+    "limits": ["concurrency", "requests_per_minute", "tokens_per_minute", "max_attempts", "timeout_s",
+               "batch_size", "batch_tokens", "max_retry_wait_s", "max_rows", "max_cost"],
+    "params": ["max_tokens", "n", "stream", "temperature", "dimensions", "response_format", "size", "voice",
+               "timestamp_granularities", "speed", "quality", "language", "stream_options", "format"],
+    "pricing": ["input_per_1m", "per_image"],
+}
+values = st.recursive(
+    st.booleans() | st.integers(-5, 10**6) | st.floats(allow_nan=False) | st.text(max_size=12)  # TOML has no null
+    | st.sampled_from(["json", "text", "srt", "vtt", "verbose_json", "word", "segment", "b64_json", "url", "wav",
+                       "1024x1024", "azure", "openai", "batch", "v1", "{text}", "{", "**/*.wav"]),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=2),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(sorted(VALID)), st.data())
+def test_a_spec_a_few_keys_off_raises_spec_error_only(tmp_path: Path, endpoint: str, data: st.DataObject) -> None:
+    from pipeline.endpoints import endpoint_for
+    from pipeline.errors import SpecError
+    from pipeline.spec import parse_spec
+
+    raw: dict[str, Any] = {"name": "fuzz", "endpoint": endpoint, "params": {}, "limits": {},
+                           "input": {"path": str(tmp_path), **VALID[endpoint]["input"]},
+                           "output": {"path": str(tmp_path / "out")},
+                           "service": {"provider": "emulator", **VALID[endpoint]["service"]}, "pricing": {}}
+    for _ in range(data.draw(st.integers(1, 3))):
+        section = data.draw(st.sampled_from(sorted(KEYS)))
+        raw[section][data.draw(st.sampled_from(KEYS[section]))] = data.draw(values)
+    with contextlib.suppress(SpecError):
+        endpoint_for(parse_spec(raw, tmp_path / "fuzz.toml", env={}))
