@@ -209,8 +209,11 @@ class Pacer:
         if self.rpm_ceiling is None and self.tpm_ceiling is None:
             self._learn_ceiling(now)
         admitted = self._admitted_scale(now)
-        self.scale = max(MIN_SCALE, min(self.scale * CUT, admitted * ADMITTED_SHARE if admitted else 1.0))
-        self._learned = self.scale / ADMITTED_SHARE if admitted else None
+        # What the service let through is the best estimate of the real quota: pace just under it.
+        # A blind multiplicative cut only when there is nothing measured to go by.
+        cut = min(self.scale, admitted * ADMITTED_SHARE) if admitted else self.scale * CUT
+        self.scale = max(MIN_SCALE, cut)
+        self._learned = admitted
         self._last_cut = self._last_change = now
         self._rebuild()
 
