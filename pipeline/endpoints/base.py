@@ -155,6 +155,27 @@ def prompt_text(row: Row, spec: JobSpec) -> str:
     return text_field(row, spec.input.prompt)
 
 
+ANSWER_FIELDS = [
+    pa.field("finish_reason", pa.string()),
+    pa.field("prompt_tokens", pa.int64()),
+    pa.field("completion_tokens", pa.int64()),
+    pa.field("content_filtered", pa.bool_()),
+    pa.field("filter_categories", pa.string()),
+]
+
+
+def answer_columns(first_choice: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
+    """The columns chat and legacy completions share: finish reason, usage, content-filter flags."""
+    filtered, categories = filter_flags(first_choice.get("content_filter_results"))
+    return {
+        "finish_reason": first_choice.get("finish_reason"),
+        "prompt_tokens": usage.get("prompt_tokens"),
+        "completion_tokens": usage.get("completion_tokens"),
+        "content_filtered": filtered or first_choice.get("finish_reason") == "content_filter",
+        "filter_categories": categories,
+    }
+
+
 def filter_flags(results: Any) -> tuple[bool, str | None]:
     """Azure content-filter results -> (any filtered, comma-separated flagged categories)."""
     if not isinstance(results, dict):

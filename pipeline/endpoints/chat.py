@@ -10,12 +10,13 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline.endpoints.base import (
+    ANSWER_FIELDS,
     Endpoint,
     HttpResponse,
     Item,
     Request,
     RowError,
-    filter_flags,
+    answer_columns,
     prompt_text,
 )
 from pipeline.errors import InvalidResponseError
@@ -67,16 +68,9 @@ class Chat(Endpoint):
         if not isinstance(choices, list) or not choices:
             raise InvalidResponseError("the answer has no choices", request_id=response.request_id)
         first = choices[0]
-        message = first.get("message") or {}
-        filtered, categories = filter_flags(first.get("content_filter_results"))
-        usage = data.get("usage") or {}
         result = {
-            "content": message.get("content"),
-            "finish_reason": first.get("finish_reason"),
-            "prompt_tokens": usage.get("prompt_tokens"),
-            "completion_tokens": usage.get("completion_tokens"),
-            "content_filtered": filtered or first.get("finish_reason") == "content_filter",
-            "filter_categories": categories,
+            "content": (first.get("message") or {}).get("content"),
+            **answer_columns(first, data.get("usage") or {}),
             "ttft_ms": None if response.ttft_s is None else round(response.ttft_s * 1000, 2),
         }
         if len(choices) > 1:
@@ -84,15 +78,7 @@ class Chat(Endpoint):
         return [result]
 
     def result_fields(self) -> list[pa.Field]:
-        fields = [
-            pa.field("content", pa.string()),
-            pa.field("finish_reason", pa.string()),
-            pa.field("prompt_tokens", pa.int64()),
-            pa.field("completion_tokens", pa.int64()),
-            pa.field("content_filtered", pa.bool_()),
-            pa.field("filter_categories", pa.string()),
-            pa.field("ttft_ms", pa.float64()),
-        ]
+        fields = [pa.field("content", pa.string()), *ANSWER_FIELDS, pa.field("ttft_ms", pa.float64())]
         if int(self.params.get("n", 1)) > 1:
             fields.append(pa.field("choices", pa.list_(pa.string())))
         return fields

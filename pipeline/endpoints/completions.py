@@ -10,7 +10,15 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.endpoints.base import Endpoint, HttpResponse, Item, Request, filter_flags, prompt_text
+from pipeline.endpoints.base import (
+    ANSWER_FIELDS,
+    Endpoint,
+    HttpResponse,
+    Item,
+    Request,
+    answer_columns,
+    prompt_text,
+)
 from pipeline.errors import InvalidResponseError
 from pipeline.sources.base import Row
 from pipeline.spec import JobSpec
@@ -50,29 +58,13 @@ class Completions(Endpoint):
             raise InvalidResponseError("the answer has no choices", request_id=response.request_id)
         choices = sorted(choices, key=lambda c: c.get("index", 0))
         first = choices[0]
-        filtered, categories = filter_flags(first.get("content_filter_results"))
-        usage = data.get("usage") or {}
-        result = {
-            "text": first.get("text"),
-            "finish_reason": first.get("finish_reason"),
-            "prompt_tokens": usage.get("prompt_tokens"),
-            "completion_tokens": usage.get("completion_tokens"),
-            "content_filtered": filtered or first.get("finish_reason") == "content_filter",
-            "filter_categories": categories,
-        }
+        result = {"text": first.get("text"), **answer_columns(first, data.get("usage") or {})}
         if self.choices > 1:
             result["choices"] = [c.get("text") for c in choices]
         return [result]
 
     def result_fields(self) -> list[pa.Field]:
-        fields = [
-            pa.field("text", pa.string()),
-            pa.field("finish_reason", pa.string()),
-            pa.field("prompt_tokens", pa.int64()),
-            pa.field("completion_tokens", pa.int64()),
-            pa.field("content_filtered", pa.bool_()),
-            pa.field("filter_categories", pa.string()),
-        ]
+        fields = [pa.field("text", pa.string()), *ANSWER_FIELDS]
         if self.choices > 1:
             fields.append(pa.field("choices", pa.list_(pa.string())))
         return fields
