@@ -1,4 +1,5 @@
-"""Benchmarks (GitHub issue 3): quota efficiency, client overhead, embeddings throughput, memory.
+"""Benchmarks: quota efficiency, client overhead, embeddings throughput, memory (issue 3); audio and
+image files (issue 4); several deployments and batch mode (issue 8).
 
 Each module has `NAME` and `run(quick, work) -> list[Figure]`; `python -m bench` runs them.
 Benchmarks are not tests: they report figures against references from the same run and never
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from bench import embeddings, memory, overhead, quota
+from bench import batch, deployments, embeddings, media, memory, overhead, quota
 
-BENCHMARKS: dict[str, ModuleType] = {module.NAME: module for module in (quota, overhead, embeddings, memory)}
+BENCHMARKS: dict[str, ModuleType] = {
+    module.NAME: module for module in (quota, overhead, embeddings, memory, media, deployments, batch)
+}

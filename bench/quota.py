@@ -42,6 +42,8 @@ CASES = [
     Case("a. RPM 1200, spec matches", 1200, None, 1200, None, 30, 10),
     Case("b. RPM 1200, spec claims 2x", 1200, None, 2400, None, 30, 10, min_ratio=0.90, max_429_share=0.05),
     Case("c. TPM 600k, spec matches", None, 600_000, None, 600_000, 30, 10, max_tokens=100),
+    Case("f. TPM 600k, spec claims 2x", None, 600_000, None, 1_200_000, 30, 10, max_tokens=100, min_ratio=0.90,
+         max_429_share=0.05),
     # ~118-token requests against 1,000 tokens per 1 s window: at most 8 fit any window, so 0.944
     # is the ceiling for any client that earns no 429s; a small quota is lumpy by nature.
     Case("e. TPM 60k (8 requests per window)", None, 60_000, None, 60_000, 30, 10, max_tokens=100, min_ratio=0.9),

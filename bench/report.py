@@ -67,6 +67,7 @@ def markdown(figures: list[Figure], meta: dict[str, Any]) -> str:
 def write(figures: list[Figure], folder: Path, quick: bool, durations: dict[str, float]) -> None:
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "quick": quick, "machine": machine(),
             "duration_s": {name: round(seconds, 1) for name, seconds in durations.items()}}
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(json.dumps({**meta, "figures": [f.as_dict() for f in figures]}, indent=2)
                                          + "\n")
     (folder / "results.md").write_text(markdown(figures, meta))

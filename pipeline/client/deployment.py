@@ -2,7 +2,10 @@
 
 With several deployments, each keeps its own buckets and adaptive rate. Every attempt goes
 to the one that can take it soonest; one answering 429 or 5xx cools down and its share moves
-to the others; one refusing auth is dropped with a warning while the rest carry on.
+to the others; one refusing auth is dropped with a warning while the rest carry on. "Soonest"
+counts requests: a deployment paced by tokens only is turned into requests/s with the size of
+a typical request, which the Router learns from the requests it routes. An attempt waiting in
+the pacer of a deployment that a 429 has held or slowed goes back to the Router for another.
 """
 
 from __future__ import annotations
@@ -21,8 +24,20 @@ from pipeline.errors import APIConnectionError, JobAborted
 from pipeline.spec import ServiceSpec
 
 log = logging.getLogger("pipeline")
-UNPACED_RATE = 1e6  # requests/s assumed for a deployment without a request limit
+UNPACED_RATE = 1e6  # requests/s assumed for a deployment without a request or token limit
 MAX_COOL_DOWN_S = 10.0
+SIZE_WEIGHT = 0.05  # weight of the newest request in the running mean of request sizes
+
+
+class RequestSizes:
+    """A running mean of requests' token estimates, shared by the deployments of one Router."""
+
+    def __init__(self) -> None:
+        self.typical: float | None = None
+
+    def note(self, tokens: int) -> None:
+        if tokens > 0:
+            self.typical = tokens if self.typical is None else self.typical + SIZE_WEIGHT * (tokens - self.typical)
 
 
 class DeploymentDropped(APIConnectionError):
@@ -60,9 +75,22 @@ class Deployment:
         payload = {**request.json, "model": model} if self._with_model else request.json
         return json.dumps(payload, ensure_ascii=False).encode(), None
 
-    def wait_estimate(self) -> float:
+    def request_rate(self, typical_tokens: float | None = None) -> float:
+        """Requests/s this deployment is paced to: the slower of its request and token limits.
+
+        Without the token limit, deployments limited by tokens alone would all look unpaced and
+        get the same number of requests in flight: a small one would hold workers queued in its
+        pacer while a large one waited for work.
+        """
+        rates = [self.pacer.request_rate() or UNPACED_RATE]
+        token_rate = self.pacer.token_rate()
+        if token_rate and typical_tokens:
+            rates.append(token_rate / typical_tokens)
+        return min(rates)
+
+    def wait_estimate(self, typical_tokens: float | None = None) -> float:
         """Seconds until this deployment could take one more request: the basis of the choice."""
-        rate = self.pacer.request_rate() or UNPACED_RATE
+        rate = self.request_rate(typical_tokens)
         held = max(self.pacer.hold_remaining(), self._cool_until - self._clock(), 0.0)
         return held + (self.in_flight + 1) / rate
 
@@ -81,16 +109,28 @@ class Router:
 
     def __init__(self, deployments: list[Deployment]) -> None:
         self.deployments = deployments
+        self.sizes = RequestSizes()
 
     @property
     def several(self) -> bool:
         return len(self.deployments) > 1
 
-    def choose(self) -> Deployment:
+    def choose(self, tokens: int = 0) -> Deployment:
+        """The active deployment that can take a request of `tokens` soonest."""
+        self.sizes.note(tokens)
         active = [d for d in self.deployments if d.active]
         if not active:
             raise JobAborted("every deployment refused the job (see the warnings above)")
-        return min(active, key=Deployment.wait_estimate)
+        return min(active, key=lambda d: d.wait_estimate(self.sizes.typical))
+
+    def better_elsewhere(self, deployment: Deployment) -> bool:
+        """Another active deployment would take a waiting attempt sooner than this one (held by
+        a 429 or slowed since the attempt was routed here)."""
+        if not self.several:
+            return False
+        typical = self.sizes.typical
+        mine = deployment.wait_estimate(typical) - 1 / deployment.request_rate(typical)  # counts itself
+        return any(d.wait_estimate(typical) < mine for d in self.deployments if d.active and d is not deployment)
 
     def drop(self, deployment: Deployment, reason: str) -> None:
         """Take a deployment out; raise the caller's error instead when it was the last one."""

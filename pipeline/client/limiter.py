@@ -5,8 +5,11 @@ tokens, counted at arrival). So the buckets hold almost nothing in reserve (two 
 fifth of a second of tokens) and start full: requests leave evenly spaced, never as a burst,
 and a one-second window check keeps lumpy token estimates under the quota.
 The configured limits are a ceiling. A 429 holds every worker until its retry-after has
-passed and cuts the rate to a little under what the service admitted; quiet success raises
-it again step by step.
+passed. If the service was admitting the whole configured rate, that is all (the 429 came
+from timing jitter at the quota's edge); otherwise the rate drops to a little under what the
+service admitted. Quiet success brings it back to that level quickly, then probes above it a
+percent a second while the service's headers show room. Without limits in the spec, the
+first 429 sets a ceiling from the achieved rate, raised again while answers show room.
 """
 
 from __future__ import annotations
@@ -31,9 +34,19 @@ MIN_SCALE = 0.02
 REQUEST_RESERVE = 2.0
 TOKEN_RESERVE_S = 0.2
 ADMITTED_WINDOW_S = 2.0
+ADMITTED_REQUESTS = 4.5  # ... or long enough to hold this many requests at the ceiling's rate
 WINDOW_S = 1.0  # the shortest window Azure evaluates quota over
 ADMITTED_SHARE = 0.95  # after a 429, pace a little under what the service let through
-PROBE_AFTER_S = 30.0  # then try above it again, slowly
+PROBE_STEP = 0.01  # then try above it again, a percent a second
+MUCH_ROOM = 0.25  # or quicker while the service's window is far from full
+LEARNED_GROWTH_FAST = 2.0  # a ceiling learned without limits in the spec, per quiet second with much room
+LEARNED_GROWTH_BLIND = 1.25  # ... and when the service sends no x-ratelimit-remaining headers
+GIVE_UP_CHECK_S = 0.25  # how often a held attempt asks whether another deployment would be sooner
+AT_CEILING_SHARE = 0.97  # a 429 while the service admits this share of the spec's rate is jitter
+
+
+class Rerouted(Exception):
+    """An attempt gave up waiting in this pacer: the caller routes it to another deployment."""
 
 
 def request_window(rpm: float) -> tuple[float, int]:
@@ -58,6 +71,7 @@ class Pacer:
         self.rpm_ceiling = rpm * HEADROOM if rpm else None
         self.tpm_ceiling = tpm * HEADROOM if tpm else None
         self.scale = 1.0
+        self._ceiling_from_spec = bool(rpm or tpm)
         self._clock = clock
         self._sleep = sleep
         self._not_before = 0.0
@@ -99,16 +113,21 @@ class Pacer:
 
     # ---- acquiring
 
-    async def acquire(self, tokens: int) -> int:
+    async def acquire(self, tokens: int, give_up: Callable[[], bool] | None = None) -> int:
         """Wait for the shared hold, a request slot and `tokens` of budget; returns the rate generation.
+
+        `give_up` is asked whenever a hold or a rate change makes the wait longer; when it says
+        yes, Rerouted is raised (another deployment would take the request sooner).
 
         A slot taken from buckets that were replaced meanwhile (the rate changed) or before a hold
         began is stale: take a fresh one, or a burst of old-rate slots would follow every 429.
+        A stale slot never enters the window count either: 32 workers leaving the old bucket would
+        otherwise fill the window with requests never sent and halve the rate after every change.
         """
         if not self._built:
             self._rebuild()
         while True:
-            await self._wait_hold()
+            await self._wait_hold(give_up)
             generation = self.generation
             await self._charge_new_buckets()
             started = self._clock()
@@ -117,12 +136,17 @@ class Pacer:
                 self.waited["rpm"] += self._clock() - started
             if self._tokens is not None and tokens > 0:
                 started = self._clock()
-                await self._acquire_tokens(self._tokens, tokens)
+                sent = await self._acquire_tokens(tokens, generation)
                 self.waited["tpm"] += self._clock() - started
             else:
-                await self._window_check(0)
-            if generation == self.generation and self._not_before <= self._clock():
+                sent = await self._window_check(0, generation)
+            if sent:
                 return generation
+            if give_up is not None and give_up():
+                raise Rerouted
+
+    def _stale(self, generation: int) -> bool:
+        return generation != self.generation or self._not_before > self._clock()
 
     async def _charge_new_buckets(self) -> None:
         # aiolimiter starts empty and would let a whole capacity out at once: charge it first.
@@ -130,27 +154,35 @@ class Pacer:
             bucket = self._uncharged.pop()
             await bucket.acquire(bucket.max_rate)
 
-    async def _acquire_tokens(self, bucket: AsyncLimiter, tokens: int) -> None:
-        """Pay `tokens` into the bucket, then pass the one-second window check.
+    async def _acquire_tokens(self, tokens: int, generation: int) -> bool:
+        """Pay `tokens` into the token bucket, then pass the one-second window check.
 
         acquire() raises above capacity, so a large estimate is paid in capacity-sized pieces,
         one request at a time (the lock is FIFO): interleaved pieces would finish every large
         request at once, a burst. Then, like the service, refuse to let the last second hold
-        more than a second of quota: lumpy requests would otherwise overshoot it.
+        more than a second of quota: lumpy requests would otherwise overshoot it. The bucket is
+        read inside the lock and a stale slot pays nothing: the queue behind the lock would
+        otherwise pay, one by one, into a bucket already replaced.
         """
         async with self._token_lock:
+            bucket = self._tokens
+            if bucket is None or self._stale(generation):
+                return False
             remaining = float(tokens)
             while remaining > 0:
                 piece = min(remaining, bucket.max_rate / 2)
                 await bucket.acquire(piece)
                 remaining -= piece
-            await self._window_check(tokens)
+            return await self._window_check(tokens, generation)
 
-    async def _window_check(self, tokens: int) -> None:
+    async def _window_check(self, tokens: int, generation: int) -> bool:
         """Wait until the service's windows have room for one more request and its tokens, and count
         both at that instant: the moment it leaves. (A request slot taken before a token wait would
-        otherwise leave late, closer to the next one than the rate allows.)"""
+        otherwise leave late, closer to the next one than the rate allows.) False, counting nothing,
+        when the slot went stale meanwhile."""
         while True:
+            if self._stale(generation):
+                return False
             now = self._clock()
             wait = max(self._requests_wait(now), self._tokens_wait(now, tokens))
             if wait <= 0:
@@ -161,7 +193,7 @@ class Pacer:
                     stay = WINDOW_S * max(1.0, tokens / self._token_allowance())
                     heapq.heappush(self._window, (now + stay, tokens))
                     self._window_tokens += tokens
-                return
+                return True
             await self._sleep(wait + 0.001)
 
     def _tokens_wait(self, now: float, tokens: int) -> float:
@@ -188,9 +220,13 @@ class Pacer:
             return 0.0
         return self._arrivals[len(self._arrivals) - room] + length - now
 
-    async def _wait_hold(self) -> None:
+    async def _wait_hold(self, give_up: Callable[[], bool] | None) -> None:
         while (delay := self._not_before - self._clock()) > 0:
             crash_point("limiter.hold")  # test hook: every worker held by a 429
+            if give_up is not None:
+                if give_up():
+                    raise Rerouted
+                delay = min(delay, GIVE_UP_CHECK_S)
             self.waited["hold"] += delay
             await self._sleep(delay)
 
@@ -206,8 +242,13 @@ class Pacer:
         self._not_before = max(self._not_before, now + min(hold, 60.0))
         if generation is not None and generation != self.generation:
             return
-        if self.rpm_ceiling is None and self.tpm_ceiling is None:
+        if not self._ceiling_from_spec:
             self._learn_ceiling(now)
+            self._last_cut = self._last_change = now
+            self._rebuild()
+            return
+        if self._at_ceiling(now):
+            return
         admitted = self._admitted_scale(now)
         # What the service let through is the best estimate of the real quota: pace just under it.
         # A blind multiplicative cut only when there is nothing measured to go by.
@@ -217,12 +258,20 @@ class Pacer:
         self._last_cut = self._last_change = now
         self._rebuild()
 
+    def _at_ceiling(self, now: float) -> bool:
+        """The service admitted the spec's full rate until this 429: the quota is what the spec says
+        and the 429 came from timing jitter at its edge. Hold, but keep the rate (a cut would cost
+        more throughput than the rare 429 it saves)."""
+        admitted = self._admitted_scale(now)
+        return self.scale >= 1.0 and admitted is not None and admitted >= AT_CEILING_SHARE
+
     def _admitted_scale(self, now: float) -> float | None:
         """Share of the ceiling the service admitted over the last seconds (the busier bucket)."""
-        window = [(t, k) for t, k in self._admitted if now - t <= ADMITTED_WINDOW_S]
+        window = [(t, k) for t, k in self._admitted if now - t <= self._admitted_window()]
         if len(window) < 3:
             return None
-        span = max(1.0, now - window[0][0])  # at least one service window
+        # n answers span n-1 gaps: stretch by one gap, so that 3 answers a second apart read 1/s.
+        span = max(WINDOW_S, (now - window[0][0]) * len(window) / (len(window) - 1))
         shares = []
         if self.rpm_ceiling:
             shares.append(len(window) / span * 60 / self.rpm_ceiling)
@@ -230,35 +279,87 @@ class Pacer:
             shares.append(sum(k for _, k in window) / span * 60 / self.tpm_ceiling)
         return max(shares) if shares else None
 
+    def _admitted_window(self) -> float:
+        """How far back to measure what the service admitted: a few seconds, and at a low rate
+        (a whisper quota of 3 RPM) long enough to hold a few requests."""
+        if not self.rpm_ceiling:
+            return ADMITTED_WINDOW_S
+        return max(ADMITTED_WINDOW_S, ADMITTED_REQUESTS * 60 / self.rpm_ceiling)
+
     def _learn_ceiling(self, now: float) -> None:
-        """No limits in the spec: take what we achieved over the last seconds as the ceiling."""
+        """No limits in the spec: pace just under what we achieved over the last seconds. Less than
+        a window of history measures nothing (a 429 in a run's first milliseconds): hold only."""
         window = [(t, k) for t, k in self._admitted if now - t <= 5.0]
-        if len(window) >= 2:
-            span = max(1.0, now - window[0][0])
-            self.rpm_ceiling = len(window) / span * 60
-            self.scale = 1.0
+        if len(window) >= 2 and now - window[0][0] >= WINDOW_S:
+            self.rpm_ceiling = len(window) / (now - window[0][0]) * 60 * ADMITTED_SHARE
+        elif self.rpm_ceiling:
+            self.rpm_ceiling *= CUT
+
+    def _grow_learned_ceiling(self, now: float, remaining_requests: int | None,
+                              remaining_tokens: int | None) -> None:
+        """A ceiling learned from one 429 may come from a bad moment (the first milliseconds of a
+        run, a spurious 429): while answers show room, raise it, fast when the room is large."""
+        if now - self._last_cut < 2.0 or now - self._last_change < 1.0 or not self.rpm_ceiling:
+            return
+        if self._exhausted(remaining_requests, remaining_tokens):
+            return
+        if remaining_requests is None and remaining_tokens is None:
+            factor = LEARNED_GROWTH_BLIND
+        elif self._much_room(remaining_requests, remaining_tokens):
+            factor = LEARNED_GROWTH_FAST
+        else:
+            factor = 1 + PROBE_STEP
+        self.rpm_ceiling *= factor
+        self._last_change = now
+        self._rebuild()
 
     def on_success(self, tokens: int, remaining_requests: int | None, remaining_tokens: int | None) -> None:
         """Raise the rate toward the ceiling while answers come back clean with headroom.
 
-        Below the rate where 429s came (`_learned`) the steps are quick; above it we probe
-        slowly, so a spec that overstates the quota settles just under the real one.
+        Up to what the service admitted when the 429 came (`_learned`) the steps are quick;
+        above it we probe slowly, so a spec that overstates the quota settles just under the
+        real one.
         """
         now = self._clock()
         self._admitted.append((now, tokens))
         if self.scale >= 1.0:
+            if not self._ceiling_from_spec:
+                self._grow_learned_ceiling(now, remaining_requests, remaining_tokens)
             return
-        exhausted = remaining_requests == 0 or remaining_tokens == 0
-        if exhausted or now - self._last_cut < 2.0 or now - self._last_change < 1.0:
+        if now - self._last_cut < 2.0 or now - self._last_change < 1.0:
             return
-        cap = 1.0
-        if self._learned is not None and now - self._last_cut < PROBE_AFTER_S:
-            cap = min(1.0, self._learned * HEADROOM)
-        if self.scale >= cap:
+        # Up to what the service admitted before, a full window (remaining 0) is expected: pacing
+        # just under a quota fills it. Above that, probe in small steps and only while it shows room.
+        exhausted = self._exhausted(remaining_requests, remaining_tokens)
+        if self._learned is not None and self.scale < self._learned * HEADROOM:
+            target = min(self._learned * HEADROOM, self.scale + RAISE_STEP)
+        elif exhausted:
             return
-        self.scale = min(cap, self.scale + RAISE_STEP)
+        elif self._learned is None or self._much_room(remaining_requests, remaining_tokens):
+            target = self.scale + RAISE_STEP
+        else:
+            target = self.scale * (1 + PROBE_STEP)
+        self.scale = min(1.0, target)
         self._last_change = now
         self._rebuild()
+
+    def _exhausted(self, remaining_requests: int | None, remaining_tokens: int | None) -> bool:
+        return remaining_tokens == 0 or (remaining_requests == 0 and self._window_room() > 2)
+
+    def _window_room(self) -> int:
+        """Requests the spec's quota lets one service window hold. With one or two, every answer
+        reads remaining 0 at the quota or well under it alike, so 0 tells nothing."""
+        return request_window(self.rpm_ceiling / HEADROOM)[1] if self.rpm_ceiling else 0
+
+    def _much_room(self, remaining_requests: int | None, remaining_tokens: int | None) -> bool:
+        """The service's window has a quarter of the spec's allowance or more to spare: the 429 that
+        set `_learned` came from a bad moment (or a spurious 429), not a quota we are close to."""
+        checks = []
+        if self.rpm_ceiling and remaining_requests is not None:
+            checks.append(remaining_requests >= MUCH_ROOM * self._window_room())
+        if self.tpm_ceiling and remaining_tokens is not None:
+            checks.append(remaining_tokens >= MUCH_ROOM * self._token_allowance())
+        return bool(checks) and all(checks)
 
     def hold_remaining(self) -> float:
         return max(0.0, self._not_before - self._clock())

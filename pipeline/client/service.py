@@ -10,6 +10,7 @@ import aiohttp
 from tenacity import RetryCallState
 
 from pipeline.client.deployment import Deployment, DeploymentDropped, Router
+from pipeline.client.limiter import Rerouted
 from pipeline.client.retry import retry_cause, retry_policy
 from pipeline.client.transport import fetch_bytes, send_once
 from pipeline.endpoints.base import HttpResponse, Request
@@ -81,7 +82,13 @@ class ServiceClient:
         raise AssertionError("unreachable: tenacity reraises")
 
     async def _attempt(self, request: Request, attempt: int) -> HttpResponse:
-        deployment = self.router.choose()
+        while True:
+            try:
+                return await self._attempt_at(self.router.choose(request.tokens), request, attempt)
+            except Rerouted:
+                continue  # it waited for a deployment a 429 held up: the Router picks again
+
+    async def _attempt_at(self, deployment: Deployment, request: Request, attempt: int) -> HttpResponse:
         deployment.in_flight += 1
         try:
             response = await self._limited(deployment, request, attempt)
@@ -104,7 +111,8 @@ class ServiceClient:
     async def _limited(self, deployment: Deployment, request: Request, attempt: int) -> HttpResponse:
         body, form = deployment.encode(request)
         url = deployment.url(request.op)
-        generation = await deployment.pacer.acquire(request.tokens)
+        give_up = (lambda: self.router.better_elsewhere(deployment)) if self.router.several else None
+        generation = await deployment.pacer.acquire(request.tokens, give_up)
         headers = {**await deployment.auth.headers(), "User-Agent": USER_AGENT}
         if body is not None:
             headers["Content-Type"] = "application/json"

@@ -80,3 +80,130 @@ def test_unlimited_pacer_learns_a_ceiling_from_a_429() -> None:
     pacer.on_rate_limited(1.0)
     assert pacer.rpm_ceiling is not None
     assert 0.6 * 1200 < pacer.request_rate() * 60 < 1200
+
+
+def _virtual_pacer(rpm: float) -> tuple[Pacer, list[float]]:
+    now = [0.0]
+    pacer = Pacer(rpm=rpm, tpm=None, clock=lambda: now[0])
+    pacer._rebuild = lambda: None  # type: ignore[method-assign]
+    return pacer, now
+
+
+def test_a_429_while_the_full_spec_rate_was_admitted_holds_without_a_cut() -> None:
+    pacer, now = _virtual_pacer(1200)
+    for i in range(40):  # 20/s over 2 s: the spec's whole rate got through
+        now[0] = i * 0.05
+        pacer.on_success(1, 0, None)
+    pacer.on_rate_limited(0.2)
+    assert pacer.scale == 1.0
+    assert pacer.hold_remaining() > 0.1
+
+
+def test_a_429_below_the_spec_rate_cuts_to_what_the_service_admitted() -> None:
+    pacer, now = _virtual_pacer(2400)  # the real quota is half of this
+    for i in range(40):
+        now[0] = i * 0.05
+        pacer.on_success(1, 0, None)
+    pacer.on_rate_limited(0.2)
+    assert 0.4 < pacer.scale < 0.5
+
+
+def test_above_what_was_admitted_the_pacer_probes_only_while_the_service_shows_room() -> None:
+    pacer, now = _virtual_pacer(2400)
+    for i in range(40):
+        now[0] = i * 0.05
+        pacer.on_success(1, 0, None)
+    pacer.on_rate_limited(0.2)
+    learned = pacer.scale / 0.95 * HEADROOM
+    for _ in range(5):  # back to just under the admitted rate, windows full or not
+        now[0] += 1.1
+        pacer.on_success(1, 0, None)
+    assert abs(pacer.scale - learned) < 1e-9
+    for _ in range(5):  # full windows: no probing above it
+        now[0] += 1.1
+        pacer.on_success(1, 0, None)
+    assert abs(pacer.scale - learned) < 1e-9
+    now[0] += 1.1
+    pacer.on_success(1, 3, None)  # room: one small step up
+    assert learned < pacer.scale <= learned * 1.011
+
+
+async def test_slots_gone_stale_in_a_rate_change_do_not_use_up_the_window() -> None:
+    pacer = Pacer(rpm=1200, tpm=None)
+    times: list[float] = []
+
+    async def worker() -> None:
+        while len(times) < 40:
+            await pacer.acquire(1)
+            times.append(time.monotonic())
+
+    async def change_rate() -> None:
+        await asyncio.sleep(0.5)
+        pacer.scale = 0.98
+        pacer._rebuild()  # every waiter's slot goes stale
+
+    await asyncio.gather(change_rate(), *(worker() for _ in range(16)))
+    rate = (len(times) - 1) / (times[-1] - times[0])
+    assert rate > 0.85 * 20  # phantom arrivals in the window check would halve it
+
+
+def test_with_much_room_in_the_window_the_rate_climbs_quickly() -> None:
+    pacer, now = _virtual_pacer(1200)  # 20 requests per 1 s window
+    for i in range(20):
+        now[0] = i * 0.1  # a 429 at half the rate: a bad moment, not the quota
+        pacer.on_success(1, 0, None)
+    pacer.on_rate_limited(0.2)
+    assert pacer.scale < 0.6
+    for _ in range(12):
+        now[0] += 1.1
+        pacer.on_success(1, 10, None)
+    assert pacer.scale == 1.0
+
+
+def test_a_ceiling_learned_without_limits_climbs_while_the_service_shows_room() -> None:
+    pacer, now = _virtual_pacer(0)
+    for i in range(20):
+        now[0] = i * 0.1  # 10 requests/s over 2 s
+        pacer.on_success(1, None, None)
+    pacer.on_rate_limited(0.1)
+    learned = pacer.rpm_ceiling
+    assert learned is not None and 500 < learned < 650
+    for _ in range(4):
+        now[0] += 1.1
+        pacer.on_success(1, 0, None)  # full windows: stay
+    assert pacer.rpm_ceiling == learned
+    for _ in range(4):
+        now[0] += 1.1
+        pacer.on_success(1, 1000, None)  # much room: double per quiet second
+    assert pacer.rpm_ceiling >= 8 * learned
+
+
+def test_a_429_in_the_first_moments_of_a_run_holds_but_learns_nothing() -> None:
+    pacer, now = _virtual_pacer(0)
+    for i in range(3):
+        now[0] = i * 0.01
+        pacer.on_success(1, None, None)
+    pacer.on_rate_limited(0.2)
+    assert pacer.rpm_ceiling is None
+    assert pacer.hold_remaining() > 0.1
+
+
+def test_at_one_request_per_window_a_jitter_429_keeps_the_rate() -> None:
+    for rpm in (60, 3):
+        pacer, now = _virtual_pacer(rpm)
+        gap = 60 / (rpm * HEADROOM)
+        for i in range(6):
+            now[0] = i * gap
+            pacer.on_success(1, 0, None)  # one request fills the window: remaining is always 0
+        pacer.on_rate_limited(0.05)
+        assert pacer.scale == 1.0, rpm
+
+
+def test_at_one_request_per_window_a_cut_rate_recovers() -> None:
+    pacer, now = _virtual_pacer(60)
+    pacer.on_rate_limited(1.0)  # nothing admitted yet to go by: a blind cut
+    assert pacer.scale < 1.0
+    for _ in range(10):
+        now[0] += 1.1
+        pacer.on_success(1, 0, None)
+    assert pacer.scale == 1.0

@@ -75,3 +75,26 @@ def test_a_deployment_that_refuses_auth_is_dropped(tmp_path: Path, three: list[E
     served = Counter(r["deployment"] for r in read_dataset(tmp_path / "out" / "results"))
     assert sum(served.values()) == 40 and "region-2" not in served
     assert any("region-2 dropped" in r.getMessage() for r in caplog.records)
+
+
+def test_attempts_held_by_a_throttling_deployment_move_to_the_others(tmp_path: Path,
+                                                                     three: list[EmulatorThread]) -> None:
+    """Region-0 turns to answering only 429s with a long retry-after: the attempts already waiting
+    in its pacer go back to the Router instead of each waiting out the holds to earn one more 429."""
+    for server in three:
+        server.configure(rpm=600, window_s=1.0)
+    switched = threading.Event()
+
+    def throttle() -> None:
+        three[0].configure(burst429_rate=1.0, fault_retry_after_ms=4000)
+        switched.set()
+
+    timer = threading.Timer(1.0, throttle)
+    timer.start()
+    result = run_job(load_spec(multi_job(tmp_path, three, rows=120, rpm=600)))
+    timer.cancel()
+    assert switched.is_set() and result.exit_code == 0, result.message
+    served = Counter(r["deployment"] for r in read_dataset(tmp_path / "out" / "results"))
+    assert sum(served.values()) == 120
+    throttled = three[0].stats()["by_status"].get("429", 0)
+    assert throttled <= 5, f"region-0 answered {throttled} x 429: attempts kept waiting for it"
