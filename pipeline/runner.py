@@ -33,11 +33,13 @@ from pipeline.endpoints.base import Endpoint, Item, RowError
 from pipeline.errors import (
     APIError,
     AuthenticationError,
+    BadRequestError,
     InputError,
     JobAborted,
     NotFoundError,
     PermissionDeniedError,
     PipelineError,
+    UnprocessableEntityError,
 )
 from pipeline.preflight import Preflight, preflight
 from pipeline.pricing import prices_for
@@ -243,7 +245,10 @@ class Job:
             if self.endpoint.writes_files and self.files is not None:
                 results = await self.endpoint.finish(request, results, self.files)
         except APIError as error:
-            self._on_api_error(batch, error)
+            if len(batch) > 1 and _blames_content(error) and not self.stopping.is_set():
+                await self._split(client, batch)
+            else:
+                self._on_api_error(batch, error)
             return
         except OutputWriteError as error:
             self.stop(EXIT_OUTPUT, str(error))
@@ -272,6 +277,13 @@ class Job:
         crash_point("runner.added")  # test hook: answered, buffered, not yet committed
         self.emit("done", rows=len(batch), latency_s=response.latency_s, tokens_in=tokens_in, tokens_out=tokens_out,
                   images=images, audio_seconds=audio_seconds)
+
+    async def _split(self, client: ServiceClient, batch: list[Item]) -> None:
+        """A batched request refused for its content: one row in it is bad, the others may be fine.
+        Send each half on its own, down to the row to blame (log2(batch size) extra requests)."""
+        half = len(batch) // 2
+        await self._process(client, batch[:half])
+        await self._process(client, batch[half:])
 
     def _on_api_error(self, batch: list[Item], error: APIError) -> None:
         if isinstance(error, AuthenticationError | PermissionDeniedError) or (
@@ -304,6 +316,11 @@ class Job:
                 except OutputWriteError as exc:
                     self.stop(EXIT_OUTPUT, str(exc))
                     raise
+
+
+def _blames_content(error: APIError) -> bool:
+    """400, 413 and 422 refuse what was sent: with several rows in one request, maybe one row."""
+    return isinstance(error, BadRequestError | UnprocessableEntityError) or error.status == 413
 
 
 def _abort_message(error: APIError, spec: JobSpec) -> str:

@@ -80,6 +80,21 @@ def test_bad_rows_go_to_failures_good_rows_proceed(tmp_path: Path, emulator) -> 
     assert "line 3" in failures["#line:3"]["message"] and failures["b"]["stage"] == "input"
 
 
+def test_a_row_the_service_refuses_fails_alone_not_its_whole_batch(tmp_path: Path, emulator) -> None:
+    """The service refuses a 16-row request for one row's content: the request is halved down to
+    that row, which fails with the service's reason, and the other 39 rows get their vectors."""
+    rows = corpus(40)
+    rows[21]["text"] += " [[fault:400:always]]"
+    spec = write_job(tmp_path, emulator.url, input_path=write_rows(tmp_path / "in.jsonl", rows),
+                     limits={"batch_size": 16})
+    result = run_job(load_spec(spec))
+    assert result.exit_code == 1
+    assert sorted(result_ids(tmp_path / "out")) == sorted(r["id"] for i, r in enumerate(rows) if i != 21)
+    failures = read_dataset(tmp_path / "out" / "failures")
+    assert [(f["id"], f["status"], f["attempts"]) for f in failures] == [(rows[21]["id"], 400, 1)]
+    assert emulator.stats()["requests"] == 3 + 2 * 4  # 3 batches, then 16 -> 8 -> 4 -> 2 -> 1: two per level
+
+
 def test_validate_reports_without_calling(tmp_path: Path, emulator) -> None:
     spec = write_job(tmp_path, emulator.url, input_path=write_rows(tmp_path / "in.jsonl", corpus(3)))
     proc = run_cli("validate", str(spec))
