@@ -141,12 +141,15 @@ def _toml(value: Any) -> str:
     return json.dumps(value)
 
 
-def write_spec(folder: Path, url: str, endpoint: str, input_path: Path, *, deployment: str,
+def write_spec(folder: Path, url: str, endpoint: str, input_path: Path | None, *, deployment: str,
                limits: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
-               output: dict[str, Any] | None = None, name: str = "bench") -> Path:
-    """A job spec for a running emulator (provider emulator, base_url = its URL)."""
+               output: dict[str, Any] | None = None, name: str = "bench",
+               inputs: dict[str, Any] | None = None) -> Path:
+    """A job spec for a running emulator (provider emulator, base_url = its URL). The [input] table
+    reads `input_path`'s `text` column, unless `inputs` gives the whole table (a folder and glob)."""
     sections: dict[str, dict[str, Any]] = {
-        "input": {"path": str(input_path), "id": "id", ("text" if endpoint == "embeddings" else "prompt"): "text"},
+        "input": inputs or {"path": str(input_path), "id": "id",
+                            ("text" if endpoint == "embeddings" else "prompt"): "text"},
         "output": {"path": str(folder / "out"), **(output or {})},
         "service": {"provider": "emulator", "base_url": url, "deployment": deployment},
         "limits": {"max_attempts": 6, "timeout_s": 60, **(limits or {})},

@@ -52,11 +52,11 @@ from bench.harness import (
     ChildRun,
     Emulator,
     Figure,
-    _toml,
     log,
     run_child,
     steady_rate,
     write_jsonl,
+    write_spec,
 )
 
 NAME = "media"
@@ -115,22 +115,9 @@ def prompt_row(i: int) -> dict[str, Any]:
 def write_media_spec(folder: Path, url: str, endpoint: str, inputs: dict[str, Any], *, deployment: str,
                      limits: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
                      name: str = "media") -> Path:
-    """A job spec for a running emulator; `inputs` is the whole [input] table (a folder and glob, or a
-    table with its prompt column), which harness.write_spec does not take."""
-    sections: dict[str, dict[str, Any]] = {
-        "input": inputs,
-        "output": {"path": str(folder / "out")},
-        "service": {"provider": "emulator", "base_url": url, "deployment": deployment},
-        "limits": {"max_attempts": 6, "timeout_s": 60, "concurrency": CONCURRENCY, **(limits or {})},
-        "params": params or {},
-    }
-    lines = [f'name = "{name}"', f'endpoint = "{endpoint}"']
-    for section, values in sections.items():
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {_toml(v)}" for k, v in values.items() if v is not None]
-    spec = folder / f"{name}.toml"
-    spec.write_text("\n".join(lines) + "\n")
-    return spec
+    """A job spec whose [input] table is `inputs` (a folder and glob, or a table and its prompt column)."""
+    return write_spec(folder, url, endpoint, None, deployment=deployment, inputs=inputs, name=name, params=params,
+                      limits={"concurrency": CONCURRENCY, **(limits or {})})
 
 
 def _transcription_spec(folder: Path, url: str, audio: Path, rpm: int | None = None) -> Path:

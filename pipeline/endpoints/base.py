@@ -183,3 +183,32 @@ def filter_flags(results: Any) -> tuple[bool, str | None]:
     flagged = [name for name, value in results.items()
                if isinstance(value, dict) and (value.get("filtered") or value.get("detected"))]
     return any(isinstance(v, dict) and v.get("filtered") for v in results.values()), ",".join(flagged) or None
+
+
+@dataclass
+class StreamedChoices:
+    """Server-sent chunks folded per choice index (chat and legacy completions stream alike)."""
+
+    texts: dict[int, str]
+    finish: dict[int, str | None]
+    filters: dict[int, Any]
+    usage: dict[str, Any]
+
+
+def fold_stream(events: list[dict[str, Any]], piece: Callable[[dict[str, Any]], str | None]) -> StreamedChoices:
+    """Join each choice's text pieces (`piece` reads one from a chunk's choice); keep its finish
+    reason, its content-filter results and the usage the last chunk carries."""
+    texts: dict[int, list[str]] = {}
+    finish: dict[int, str | None] = {}
+    filters: dict[int, Any] = {}
+    usage: dict[str, Any] = {}
+    for event in events:
+        usage = event.get("usage") or usage
+        for choice in event.get("choices") or []:
+            index = choice.get("index", 0)
+            texts.setdefault(index, []).append(piece(choice) or "")
+            if choice.get("finish_reason"):
+                finish[index] = choice["finish_reason"]
+            if choice.get("content_filter_results"):
+                filters[index] = choice["content_filter_results"]
+    return StreamedChoices({i: "".join(parts) for i, parts in texts.items()}, finish, filters, usage)

@@ -17,6 +17,7 @@ from pipeline.endpoints.base import (
     Request,
     RowError,
     answer_columns,
+    fold_stream,
     prompt_text,
 )
 from pipeline.errors import InvalidResponseError
@@ -113,23 +114,8 @@ def image_part(row: Row, column: str, spec: Any) -> dict[str, Any]:
 
 def assemble_stream(events: list[dict[str, Any]]) -> dict[str, Any]:
     """Server-sent chunks -> the shape of a non-streamed chat completion."""
-    contents: dict[int, list[str]] = {}
-    finish: dict[int, str | None] = {}
-    filters: dict[int, Any] = {}
-    usage: dict[str, Any] | None = None
-    for event in events:
-        if event.get("usage"):
-            usage = event["usage"]
-        for choice in event.get("choices") or []:
-            index = choice.get("index", 0)
-            delta = choice.get("delta") or {}
-            if delta.get("content"):
-                contents.setdefault(index, []).append(delta["content"])
-            if choice.get("finish_reason"):
-                finish[index] = choice["finish_reason"]
-            if choice.get("content_filter_results"):
-                filters[index] = choice["content_filter_results"]
-    indexes = sorted(set(contents) | set(finish)) or [0]
-    choices = [{"index": i, "message": {"role": "assistant", "content": "".join(contents.get(i, []))},
-                "finish_reason": finish.get(i), "content_filter_results": filters.get(i)} for i in indexes]
-    return {"choices": choices, "usage": usage or {}}
+    folded = fold_stream(events, lambda choice: (choice.get("delta") or {}).get("content"))
+    choices = [{"index": i, "message": {"role": "assistant", "content": folded.texts.get(i, "")},
+                "finish_reason": folded.finish.get(i), "content_filter_results": folded.filters.get(i)}
+               for i in sorted(folded.texts) or [0]]
+    return {"choices": choices, "usage": folded.usage}

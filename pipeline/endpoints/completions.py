@@ -17,6 +17,7 @@ from pipeline.endpoints.base import (
     Item,
     Request,
     answer_columns,
+    fold_stream,
     prompt_text,
 )
 from pipeline.errors import InvalidResponseError
@@ -72,20 +73,7 @@ class Completions(Endpoint):
 
 def assemble_stream(events: list[dict[str, Any]]) -> dict[str, Any]:
     """Server-sent `text_completion` chunks -> the shape of a non-streamed answer."""
-    texts: dict[int, list[str]] = {}
-    finish: dict[int, str | None] = {}
-    filters: dict[int, Any] = {}
-    usage: dict[str, Any] | None = None
-    for event in events:
-        if event.get("usage"):
-            usage = event["usage"]
-        for choice in event.get("choices") or []:
-            index = choice.get("index", 0)
-            texts.setdefault(index, []).append(choice.get("text") or "")
-            if choice.get("finish_reason"):
-                finish[index] = choice["finish_reason"]
-            if choice.get("content_filter_results"):
-                filters[index] = choice["content_filter_results"]
-    choices = [{"index": i, "text": "".join(texts[i]), "finish_reason": finish.get(i),
-                "content_filter_results": filters.get(i)} for i in sorted(texts)]
-    return {"choices": choices, "usage": usage or {}}
+    folded = fold_stream(events, lambda choice: choice.get("text"))
+    choices = [{"index": i, "text": folded.texts[i], "finish_reason": folded.finish.get(i),
+                "content_filter_results": folded.filters.get(i)} for i in sorted(folded.texts)]
+    return {"choices": choices, "usage": folded.usage}
