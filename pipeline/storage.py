@@ -7,7 +7,8 @@ URIs (the `[input] path` / `[output] path` of a job spec):
 
     abfs://container/dir/file.jsonl        Azure Blob / ADLS Gen2 (abfss:// and az:// alike)
     abfs://container@account.dfs.core.windows.net/dir/file.jsonl      the account named in the URI
-    s3://bucket/key     gs://bucket/key    through pyarrow's own S3 / GCS configuration
+    s3://bucket/key                        Amazon S3, or an S3-compatible store (MinIO, R2, ...) at AWS_ENDPOINT_URL
+    gs://bucket/key                        through pyarrow's own GCS configuration
 
 Azure credentials come from the environment only (a job spec may not hold secrets):
 
@@ -20,8 +21,19 @@ Azure credentials come from the environment only (a job spec may not hold secret
     AZURE_STORAGE_BLOB_ENDPOINT       endpoint override: http://127.0.0.1:10000/devstoreaccount1 (Azurite,
                                       path style) or https://ACCOUNT.blob.core.chinacloudapi.cn (other clouds)
 
-The az CLI's names AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY are read too. Keys are registered with
-`redact` as soon as they are read, so no message or log line can carry them.
+The az CLI's names AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY are read too.
+
+S3 settings come from the AWS SDK's standard environment variables (never from the spec or the URI):
+
+    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY   both or neither; AWS_SESSION_TOKEN with them for temporary keys.
+                                      Neither: the AWS SDK's default chain (AWS_PROFILE and ~/.aws, web
+                                      identity, the instance or task role)
+    AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL      an S3-compatible endpoint, e.g. http://127.0.0.1:9000 (MinIO) or
+                                      https://ACCOUNT.r2.cloudflarestorage.com; the first one set wins; path-style
+                                      addressing. Region: AWS_REGION or AWS_DEFAULT_REGION, else us-east-1
+    (no endpoint)                     Amazon S3 itself, in the bucket's own region (looked up, as pyarrow does)
+
+Keys are registered with `redact` as soon as they are read, so no message or log line can carry them.
 """
 
 from __future__ import annotations
@@ -179,6 +191,8 @@ def locate(uri: str, env: Mapping[str, str] | None = None) -> Location:
     bucket, account, key = _split(uri)
     if scheme in AZURE_SCHEMES:
         return Location(azure_filesystem(AzureConfig.from_env(account, env, uri)), f"{bucket}/{key}", uri)
+    if scheme == "s3":
+        return Location(s3_filesystem(S3Config.from_env(env, uri), bucket, uri), f"{bucket}/{key}", uri)
     try:
         fs, path = pafs.FileSystem.from_uri(f"{scheme.replace('gcs', 'gs')}://{bucket}/{key}")
     except (OSError, ValueError) as exc:
@@ -282,6 +296,63 @@ def azure_filesystem(config: AzureConfig) -> pafs.FileSystem:
                            f"{first_line(exc)}") from None
 
 
+# --------------------------------------------------------------------------- S3 configuration
+
+
+@dataclass(frozen=True)
+class S3Config:
+    """What pyarrow's S3FileSystem needs. `secret_key` and `session_token` are secrets (registered for redaction).
+
+    Built here rather than by `FileSystem.from_uri`, so that the endpoint variables work with every pyarrow
+    version (older ones ignore AWS_ENDPOINT_URL) and the same environment mapping decides everything."""
+
+    access_key: str | None = None
+    secret_key: str | None = None
+    session_token: str | None = None
+    endpoint: str | None = None  # "host[:port]" of an S3-compatible store; None = Amazon S3
+    scheme: str | None = None  # http or https, with an endpoint
+    region: str | None = None  # with an endpoint; on Amazon S3 the bucket's region is looked up
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], uri: str) -> S3Config:
+        key, secret = env.get("AWS_ACCESS_KEY_ID") or None, env.get("AWS_SECRET_ACCESS_KEY") or None
+        token = env.get("AWS_SESSION_TOKEN") or None
+        for value in (secret, token):
+            register_secret(value)
+        if bool(key) != bool(secret):
+            raise StorageError(f"{uri}: set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither (then the "
+                               "AWS SDK's default chain: AWS_PROFILE, web identity, the instance role)")
+        source = "AWS_ENDPOINT_URL_S3" if env.get("AWS_ENDPOINT_URL_S3") else "AWS_ENDPOINT_URL"
+        endpoint = env.get(source)
+        if not endpoint:
+            return cls(key, secret, token if key else None)
+        parts = urlsplit(endpoint.strip())
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/") or parts.query:
+            raise StorageError(f"{source}: expected http(s)://HOST[:PORT] (an S3-compatible endpoint), got "
+                               f"{endpoint!r}")
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+        return cls(key, secret, token if key else None, parts.netloc, scheme, region)
+
+    def kwargs(self) -> dict[str, str]:
+        out = {"access_key": self.access_key, "secret_key": self.secret_key, "session_token": self.session_token,
+               "endpoint_override": self.endpoint, "scheme": self.scheme, "region": self.region}
+        return {k: v for k, v in out.items() if v}
+
+
+def s3_filesystem(config: S3Config, bucket: str, uri: str) -> pafs.FileSystem:
+    kwargs = config.kwargs()
+    if config.endpoint is None:
+        # Amazon S3 answers only in the bucket's own region; a failed look-up (no such bucket, no network)
+        # is left to the first real request, which reports it in one line like any other.
+        with contextlib.suppress(OSError):
+            kwargs["region"] = pafs.resolve_s3_region(bucket)
+    try:
+        return pafs.S3FileSystem(**kwargs)
+    except (OSError, ValueError, TypeError) as exc:
+        raise StorageError(f"{uri}: cannot set up S3 access: {first_line(exc)}") from None
+
+
 # --------------------------------------------------------------------------- errors
 
 _REFUSED = ("AuthorizationFailure", "AuthenticationFailed", "AuthorizationPermissionMismatch", "InvalidAuthentication",
@@ -289,6 +360,12 @@ _REFUSED = ("AuthorizationFailure", "AuthenticationFailed", "AuthorizationPermis
             "SignatureDoesNotMatch", "credential")
 _NO_CONTAINER = ("ContainerNotFound", "The specified container does not exist", "FilesystemNotFound",
                  "NoSuchBucket")
+_AZURE_HINT = "check AZURE_STORAGE_* (or the Entra ID role, e.g. Storage Blob Data Contributor)"
+_CREDENTIAL_HINTS = {
+    **dict.fromkeys(AZURE_SCHEMES, _AZURE_HINT),
+    "s3": "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the role's S3 permissions) and AWS_ENDPOINT_URL",
+    **dict.fromkeys(("gs", "gcs"), "check GOOGLE_APPLICATION_CREDENTIALS (or the account's Storage roles)"),
+}
 
 
 def storage_error(exc: BaseException, location: Location, doing: str) -> StorageError:
@@ -297,8 +374,8 @@ def storage_error(exc: BaseException, location: Location, doing: str) -> Storage
     if isinstance(exc, FileNotFoundError) or any(marker in text for marker in _NO_CONTAINER):
         reason = "not found (check the container or bucket and the path)"
     elif any(marker in text for marker in _REFUSED):
-        reason = ("the storage service refused the credentials; check AZURE_STORAGE_* (or the Entra ID role, "
-                  "e.g. Storage Blob Data Contributor)")
+        scheme = location.uri.split("://", 1)[0].lower()
+        reason = f"the storage service refused the credentials; {_CREDENTIAL_HINTS.get(scheme, _AZURE_HINT)}"
     else:
         reason = first_line(exc)
     return StorageError(f"{location.uri}: cannot {doing}: {reason}")

@@ -270,8 +270,9 @@ class Pacer:
         window = [(t, k) for t, k in self._admitted if now - t <= self._admitted_window()]
         if len(window) < 3:
             return None
-        # n answers span n-1 gaps: stretch by one gap, so that 3 answers a second apart read 1/s.
-        span = max(WINDOW_S, (now - window[0][0]) * len(window) / (len(window) - 1))
+        # From the first answer to this 429 (the next request's turn) a steady stream has one gap
+        # per answer: count / span is its rate.
+        span = max(WINDOW_S, now - window[0][0])
         shares = []
         if self.rpm_ceiling:
             shares.append(len(window) / span * 60 / self.rpm_ceiling)

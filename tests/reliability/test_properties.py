@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import selectors
 import tempfile
 from dataclasses import dataclass, field
@@ -110,7 +111,7 @@ def refused(traffic: Traffic) -> list[tuple[float, int, str | None]]:
 
 @st.composite
 def traffic(draw: st.DrawFn) -> Traffic:
-    rpm = draw(st.one_of(st.none(), st.integers(6, 6000)))
+    rpm = draw(st.one_of(st.none(), st.integers(1, 6000)))
     tpm = draw(st.one_of(st.none(), st.integers(1000, 300_000))) if rpm else draw(st.integers(1000, 300_000))
     window_tokens = int(tpm / 60) if tpm else 4000  # one second of token quota
     n = draw(st.integers(5, 60))
@@ -126,6 +127,21 @@ def test_pacer_never_exceeds_the_quota_over_any_1s_window(case: Traffic) -> None
     run_virtual(drive(case))
     assert len(case.arrivals) == len(case.sizes)
     assert refused(case) == []
+
+
+@pytest.mark.parametrize("rpm", [3, 60])
+def test_at_a_whisper_quota_requests_leave_one_window_apart(rpm: int) -> None:
+    """Azure's default whisper quota is 3 RPM: one request per 20 s window. Four workers, eight
+    requests, one answered 429 (jitter): no 429 by the service's rule, and every gap close to one
+    window, so the run takes about what the quota allows and no more."""
+    case = Traffic(rpm, None, 4, [1] * 8, ["ok"] * 3 + ["429"] + ["ok"] * 4)
+    run_virtual(drive(case))
+    assert refused(case) == []
+    times = sorted(at for at, _ in case.arrivals)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    window = 60 / rpm
+    assert min(gaps) >= window * 0.999
+    assert max(gaps) <= window * 1.1 + 2.1  # at most one retry-after hold (<= 2.05 s) on top
 
 
 def test_virtual_time_moves_only_by_timers() -> None:
