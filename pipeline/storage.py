@@ -341,14 +341,21 @@ class S3Config:
 
 
 def s3_filesystem(config: S3Config, bucket: str, uri: str) -> pafs.FileSystem:
-    kwargs = config.kwargs()
+    """An upload is committed by its PutObject (or CompleteMultipartUpload, past pyarrow's part size): no object
+    shows before `close()`. Delayed open (pyarrow >= 21) makes a small part one PutObject instead of starting a
+    multipart upload at open, which a kill -9 would leave behind (invisible, but kept until a bucket lifecycle
+    rule aborts it) and which costs two more round trips."""
+    kwargs: dict[str, Any] = config.kwargs()
     if config.endpoint is None:
         # Amazon S3 answers only in the bucket's own region; a failed look-up (no such bucket, no network)
         # is left to the first real request, which reports it in one line like any other.
         with contextlib.suppress(OSError):
             kwargs["region"] = pafs.resolve_s3_region(bucket)
     try:
-        return pafs.S3FileSystem(**kwargs)
+        try:
+            return pafs.S3FileSystem(**kwargs, allow_delayed_open=True)
+        except TypeError:  # pyarrow < 21
+            return pafs.S3FileSystem(**kwargs)
     except (OSError, ValueError, TypeError) as exc:
         raise StorageError(f"{uri}: cannot set up S3 access: {first_line(exc)}") from None
 

@@ -1,7 +1,9 @@
-"""Storage fixtures: Azurite (Azure Storage's emulator, from npm) on a free port, and a fresh container per test.
+"""Storage fixtures: Azurite (Azure Storage's emulator, from npm) on a free port, and a fresh container per test;
+moto's standalone S3 server (the `dev` extra's moto[server]) on a free port, and a fresh bucket per test.
 
 `make storage-emulator` installs Azurite into .cache/azurite; AZURITE_BIN points elsewhere. Without it the
 tests skip on a workstation and fail in CI (CI=true), where a skipped storage suite would hide a regression.
+The S3 tests do the same when moto's server cannot be imported or started.
 
 Timing note: now and then Azurite cuts short its 404 to the lease release pyarrow sends after deleting a
 blob; the Azure SDK then waits ~6 s and retries, so a test may take 7 s longer. Real Azure does not.
@@ -13,12 +15,13 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -31,6 +34,7 @@ from pipeline.storage import AZURITE_ACCOUNT, AZURITE_KEY
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_AZURITE = ROOT / ".cache" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
 LISTENING = re.compile(r"listens on https?://[^:]+:(\d+)")
+MOTO_LISTENING = re.compile(r"Running on http://127\.0\.0\.1:(\d+)")
 STORAGE_VARS = ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT",
                 "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN",
                 "AZURE_STORAGE_BLOB_ENDPOINT")
@@ -139,6 +143,133 @@ def azure_env(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> dict[str, st
     for name in STORAGE_VARS:
         monkeypatch.delenv(name, raising=False)
     env = azurite.env()
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+# --------------------------------------------------------------------------- S3 (moto's standalone server)
+
+def skip_or_fail(message: str) -> NoReturn:
+    """Skip on a workstation; fail under CI=true, as for Azurite (see `missing_azurite`)."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def wait_for_moto(proc: subprocess.Popen[str], timeout: float) -> int:
+    """moto_server prints the port it bound (we ask for port 0); its output is drained until it exits."""
+    found: dict[str, int] = {}
+    ready = threading.Event()
+    seen: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+            match = MOTO_LISTENING.search(line)
+            if match and not ready.is_set():
+                found["port"] = int(match.group(1))
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not ready.wait(timeout) or "port" not in found:
+        proc.kill()
+        skip_or_fail(f"moto_server did not start: {''.join(seen)[-2000:]}")
+    return found["port"]
+
+
+S3_KEY_ID = "moto-test-key-id"
+S3_SECRET = "moto-test-secret-key"  # moto accepts any key; registered with `redact` like a real one
+AWS_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+            "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_CONFIG_FILE",
+            "AWS_SHARED_CREDENTIALS_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN")
+
+
+@dataclass
+class MotoS3:
+    port: int
+    fs: pafs.FileSystem
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        """The variables a run needs: keys and the endpoint (AWS_ENDPOINT_URL, as for MinIO or R2)."""
+        return {"AWS_ACCESS_KEY_ID": S3_KEY_ID, "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+                "AWS_ENDPOINT_URL": self.endpoint, "AWS_REGION": "us-east-1"}
+
+    def client(self) -> Any:
+        """A boto3 client (moto[server] depends on boto3), for what pyarrow does not show."""
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id=S3_KEY_ID, aws_secret_access_key=S3_SECRET)
+
+    def keys(self, bucket: str) -> list[tuple[str, int]]:
+        """Every object in a bucket as S3 lists it (key, size): directory markers and leftovers included."""
+        client = self.client()
+        found: list[tuple[str, int]] = []
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            found += [(o["Key"], o["Size"]) for o in page.get("Contents", [])]
+        client.close()
+        return sorted(found)
+
+    def multipart_uploads(self, bucket: str) -> list[str]:
+        """Keys of multipart uploads started and neither completed nor aborted (invisible as objects)."""
+        client = self.client()
+        uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        client.close()
+        return [u["Key"] for u in uploads]
+
+
+def s3_fs(port: int) -> pafs.FileSystem:
+    return pafs.S3FileSystem(access_key=S3_KEY_ID, secret_key=S3_SECRET, endpoint_override=f"127.0.0.1:{port}",
+                             scheme="http", region="us-east-1", allow_bucket_creation=True)
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[MotoS3]:
+    try:
+        import flask  # noqa: F401  (moto's server needs the [server] extra)
+        import moto.server  # noqa: F401
+    except ImportError as exc:
+        skip_or_fail(f"moto's S3 server is not installed ({exc}): run `make setup` or "
+                     "`.venv/bin/pip install -e '.[dev]'`")
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={k: v for k, v in os.environ.items() if k not in AWS_VARS})
+    try:
+        port = wait_for_moto(proc, timeout=30)
+        fs = s3_fs(port)
+        fs.get_file_info(pafs.FileSelector("", allow_not_found=True))  # answers requests, not only listens
+        yield MotoS3(port, fs)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def bucket(moto_s3: MotoS3) -> str:
+    """A new, empty bucket for one test."""
+    name = f"t{uuid.uuid4().hex[:16]}"
+    moto_s3.fs.create_dir(name)
+    return name
+
+
+@pytest.fixture
+def s3_env(moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Keys and endpoint for moto in this process's environment (for run_job) and as a dict (for the CLI);
+    any AWS profile, role or endpoint of the workstation is hidden from the test."""
+    for name in AWS_VARS:
+        monkeypatch.delenv(name, raising=False)
+    env = moto_s3.env()
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
