@@ -20,12 +20,12 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
 from pipeline.batch.api import BatchAPI
-from pipeline.batch.book import BatchBook, BatchRecord
+from pipeline.batch.book import BatchBook, BatchIndex, BatchRecord, IdHashes
 from pipeline.batch.lines import (
     BatchFailedError,
     InputFile,
@@ -38,7 +38,7 @@ from pipeline.batch.lines import (
     line_body,
     read_output_line,
 )
-from pipeline.checkpoint import OutputFolder
+from pipeline.checkpoint import OutputFolder, id_hash
 from pipeline.client.auth import make_auth
 from pipeline.client.service import USER_AGENT
 from pipeline.crashpoints import crash_point
@@ -64,6 +64,7 @@ from pipeline.spec import JobSpec
 from pipeline.stats import RunStats
 
 log = logging.getLogger("pipeline.batch")
+T = TypeVar("T")
 
 BATCH_DISCOUNT = 0.5  # the Batch API's price against list prices (Azure global batch and OpenAI)
 FLUSH_EVERY_LINES = 1000
@@ -76,7 +77,7 @@ class BatchJob(Job):
         super().__init__(spec, options, plan, out)
         self.book = BatchBook(out.path)
         self.url = batch_endpoint(spec.service, self.endpoint.op)
-        self.written: set[str] = set()  # ids this run committed to results or failures
+        self.written = IdHashes()  # ids this run committed to results or failures (8 bytes an id)
         self.not_run: set[str] = set()  # ids of ended batches that never ran: sent again (or online)
         self.online_stats: RunStats | None = None
         self.deployment = spec.deployments()[0].name  # the results' deployment column, as online runs fill it
@@ -122,10 +123,10 @@ class BatchJob(Job):
 
     async def _submit(self, api: BatchAPI, only: set[str] | None) -> None:
         """Write input files for rows not done and in no open batch (or for `only`), then send them."""
-        skip = self.book.open_ids() if only is None else set()
+        skip = self.book.open_hashes() if only is None else IdHashes()
         rows = (row for row in self.plan.source.rows()
                 if (row.id in only if only is not None else row.id not in skip))
-        files = await asyncio.to_thread(self._write_inputs, rows)
+        files = await self.on_writer_thread(self._write_inputs, rows)
         records = [self.book.add(f.number, f.lines, f.bytes) for f in files]
         self.book.save()
         if records:
@@ -239,15 +240,23 @@ class BatchJob(Job):
     # ---- collecting
 
     async def _collect(self, api: BatchAPI, record: BatchRecord) -> None:
-        """Results and failures of an ended batch; its rows that did not run are noted to go again."""
-        rows = {entry["id"]: entry for entry in self.book.entries(record)}
-        seen: set[str] = set()
+        """Results and failures of an ended batch; its rows that did not run are noted to go again.
+
+        Memory stays flat: the batch's rows are looked up in a BatchIndex (not held), the output and
+        error files are streamed line by line from disk, and results go out in flush_rows parts."""
         outcome: Counter[str] = Counter()
-        for file_id in (record.output_file_id, record.error_file_id):
-            if file_id and record.status != "lost":
-                await self._read_file(api, record, file_id, rows, seen, outcome)
-        missing = [e for i, e in rows.items() if i not in seen and i not in self.written and i not in self.plan.done]
-        self._settle_not_run(record, missing, ran=bool(seen))
+        with self.book.index(record) as index:
+            for file_id in (record.output_file_id, record.error_file_id):
+                if file_id and record.status != "lost":
+                    await self._read_file(api, record, file_id, index, outcome)
+            ran = index.any_seen()
+            # (position, id, line) of the rows no line named; the rows of a lost batch are all of them.
+            missing = [(position, entry["id"], entry.get("line") or 0) for position, entry in
+                       index.unseen(self.written) if entry["id"] not in self.plan.done]
+            if self._settle_not_run(record, [(row_id, line) for _, row_id, line in missing], ran):
+                for position, _, _ in missing:
+                    index.seen[position] = 1  # failed with the batch's reason: written like the rest
+            self.written = self.written.union(index.seen_hashes())
         await self.flush()
         crash_point("batch.flushed")  # test hook: results committed, the batch not yet marked collected
         record.collected = True
@@ -256,42 +265,48 @@ class BatchJob(Job):
         self.book.remove_files(record)
         await self._delete_remote(api, record)
 
-    async def _read_file(self, api: BatchAPI, record: BatchRecord, file_id: str, rows: dict[str, dict[str, Any]],
-                         seen: set[str], outcome: Counter[str]) -> None:
+    async def _read_file(self, api: BatchAPI, record: BatchRecord, file_id: str, index: BatchIndex,
+                         outcome: Counter[str]) -> None:
         path = self.book.folder / f"download-{record.number:06d}.jsonl.tmp"
         await api.download(file_id, path)
         try:
             with open(path, "rb") as handle:
                 for count, raw in enumerate(handle, 1):
                     line = read_output_line(raw)
-                    if line is None or line.custom_id not in rows or line.not_run:
-                        continue  # not a line of ours, or a row that did not run (it goes again)
-                    seen.add(line.custom_id)
-                    if line.custom_id not in self.written and line.custom_id not in self.plan.done:
-                        outcome[self._take_line(line, rows[line.custom_id], record)] += 1
+                    # Only the first line naming a row of ours that ran (a row that did not run goes again).
+                    if line is not None and not line.not_run:
+                        key = id_hash(line.custom_id)
+                        position = index.find(key)
+                        if position >= 0 and not index.seen[position]:
+                            index.seen[position] = 1
+                            if not self.written.has(key) and line.custom_id not in self.plan.done:
+                                outcome[self._take_line(line, index, position, record)] += 1
                     if count % FLUSH_EVERY_LINES == 0:
                         await self.flush(only_due=True)
         finally:
             path.unlink(missing_ok=True)
 
-    def _take_line(self, line: LineOutcome, entry: dict[str, Any], record: BatchRecord) -> str:
-        """One output line -> a result or a failure row. Returns "succeeded" or "failed"."""
-        row = Row(line.custom_id, entry.get("keep") or {}, entry.get("line") or 0)
-        self.written.add(row.id)
+    def _take_line(self, line: LineOutcome, index: BatchIndex, position: int, record: BatchRecord) -> str:
+        """One output line -> a result or a failure row. Returns "succeeded" or "failed".
+
+        The row's sidecar entry is read only when it is needed: for keep columns, or a failure's line."""
+        keep = self.spec.output.keep
+        entry = index.entry(position) if keep else None
         if line.error is not None:
-            self._fail_line(row, line.error)
+            self._fail_line(_row(line.custom_id, entry or index.entry(position)), line.error)
             return "failed"
+        row = Row(line.custom_id, (entry or {}).get("keep") or {}, (entry or {}).get("line") or 0)
         request = Request(self.endpoint.op, [Item(row, None)])
         response = LineResponse(line.status or 200, {}, b"", record.turnaround_s or 0.0, line.request_id,
                                 parsed=line.body)
         try:
             (result,) = self.endpoint.parse(request, response)
         except APIError as error:
-            self._fail_line(row, error)
+            self._fail_line(_row(line.custom_id, entry or index.entry(position)), error)
             return "failed"
         record_row = {"id": row.id, **result, "request_id": line.request_id, "attempts": 1, "latency_ms": None,
                       "deployment": self.deployment}
-        for name in self.spec.output.keep:
+        for name in keep:
             record_row[name] = row.fields.get(name)
         self.results.add(record_row)
         self.emit("done", rows=1, latency_s=response.latency_s, tokens_in=result.get("prompt_tokens") or 0,
@@ -302,23 +317,24 @@ class BatchJob(Job):
         self.failures.add(failure_record(row, error, "request", attempts=1))
         self.emit("failed", rows=1, code=error.code or type(error).__name__)
 
-    def _settle_not_run(self, record: BatchRecord, entries: list[dict[str, Any]], ran: bool) -> None:
-        """Rows a batch did not run go again, unless nothing in it ran: then they fail with the batch's reason."""
-        if not entries:
-            return
+    def _settle_not_run(self, record: BatchRecord, rows: list[tuple[str, int]], ran: bool) -> bool:
+        """Rows a batch did not run go again, unless nothing in it ran: then they fail with the batch's reason.
+        `rows` are (id, line). Returns whether they failed (they are then written)."""
+        if not rows:
+            return False
         if ran or record.status == "lost" or self.spec.service.fallback == "online":
             log.info("batch %d (%s): %d row(s) did not run; they go again%s", record.number, record.status,
-                     len(entries), " through the online API" if self.spec.service.fallback == "online" else "")
-            self.not_run.update(e["id"] for e in entries)
-            return
+                     len(rows), " through the online API" if self.spec.service.fallback == "online" else "")
+            self.not_run.update(row_id for row_id, _ in rows)
+            return False
         # Sending again a batch of which nothing ran could loop for ever (a file the service refuses).
         first = record.errors[0] if record.errors else {}
         error = BatchFailedError(str(first.get("message") or f"the batch ended {record.status} with none of its "
                                      "lines run; run again with --retry-failed to send them again"),
                                  code=str(first.get("code") or f"batch_{record.status}"))
-        for entry in entries:
-            self._fail_line(Row(entry["id"], {}, entry.get("line") or 0), error)
-            self.written.add(entry["id"])
+        for row_id, line in rows:
+            self._fail_line(Row(row_id, {}, line), error)
+        return True
 
     async def _delete_remote(self, api: BatchAPI, record: BatchRecord) -> None:
         """Free the service's file quota (500 files per Azure resource); a failure here loses nothing."""
@@ -348,6 +364,11 @@ class BatchJob(Job):
         self.online_stats = theirs
         if online.stop_code is not None:
             self.finish_early(online.stop_code, online.stop_message)
+
+
+def _row(row_id: str, entry: dict[str, Any]) -> Row:
+    """A row as a failure names it: its id and input line, from its sidecar entry."""
+    return Row(row_id, {}, entry.get("line") or 0)
 
 
 class OnlyRows:
@@ -390,8 +411,11 @@ async def _run(spec: JobSpec, options: RunOptions, plan: Preflight, out: OutputF
     async with local_emulator(spec) as local_url, aiohttp.ClientSession(
             connector=connector, trust_env=False, headers={"User-Agent": USER_AGENT}) as session:
         api = BatchAPI(spec, local_url or spec.service.base_url or "", session, auth, job.emit)
-        with _signals(job, options):
-            await job.run(api)
+        try:
+            with _signals(job, options):
+                await job.run(api)
+        finally:
+            job.close()
         await auth.close()
     if job.not_run and job.stop_code is None and spec.service.fallback == "online":
         await job.run_online()

@@ -314,6 +314,11 @@ class Pacer:
         self._last_change = now
         self._rebuild()
 
+    def note_admitted(self, tokens: int) -> None:
+        """The service took this request past its quota check (any answer but a 429, even a 5xx):
+        what it admitted, not what succeeded, measures the quota."""
+        self._admitted.append((self._clock(), tokens))
+
     def on_success(self, tokens: int, remaining_requests: int | None, remaining_tokens: int | None) -> None:
         """Raise the rate toward the ceiling while answers come back clean with headroom.
 
@@ -322,7 +327,7 @@ class Pacer:
         real one.
         """
         now = self._clock()
-        self._admitted.append((now, tokens))
+        self.note_admitted(tokens)
         if self.scale >= 1.0:
             if not self._ceiling_from_spec:
                 self._grow_learned_ceiling(now, remaining_requests, remaining_tokens)

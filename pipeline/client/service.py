@@ -125,6 +125,8 @@ class ServiceClient:
             _log_outcome(url, attempt, error=error, body=body)
             raise
         except APIError as error:
+            if error.status is not None:
+                deployment.pacer.note_admitted(request.tokens)
             _log_outcome(url, attempt, error=error, body=body)
             raise
         deployment.pacer.on_success(request.tokens, _int_header(response.headers, "x-ratelimit-remaining-requests"),
