@@ -43,10 +43,18 @@ from pipeline.client.auth import make_auth
 from pipeline.client.service import USER_AGENT
 from pipeline.crashpoints import crash_point
 from pipeline.endpoints.base import Item, Request
-from pipeline.errors import APIError, AuthenticationError, NotFoundError, PermissionDeniedError, PipelineError
+from pipeline.errors import (
+    APIError,
+    AuthenticationError,
+    InputError,
+    NotFoundError,
+    PermissionDeniedError,
+    PipelineError,
+)
 from pipeline.preflight import Preflight
 from pipeline.runner import (
     EXIT_ABORTED,
+    EXIT_BAD_INPUT,
     EXIT_BUDGET,
     EXIT_OUTPUT,
     Job,
@@ -82,6 +90,32 @@ class BatchJob(Job):
         self.online_stats: RunStats | None = None
         self.deployment = spec.deployments()[0].name  # the results' deployment column, as online runs fill it
         self._reported = float("-inf")
+        # What the lines written to batch files may cost at most (prompt estimate, then max_tokens):
+        # tokens are only known when a batch ends, so max_tokens and max_cost are held against this.
+        self.planned_in = self.planned_out = 0
+        self._out_per_line = _completion_ceiling(spec)
+
+    def _budget_reached(self) -> bool:
+        if super()._budget_reached():
+            return True
+        limits, planned = self.spec.limits, self.planned_in + self.planned_out
+        if limits.max_tokens is not None and planned >= limits.max_tokens:
+            return self.finish_early(EXIT_BUDGET, f"stopped at max_tokens = {limits.max_tokens} (the batch lines "
+                                     "written may use that many); run again to continue")
+        if limits.max_cost is not None and self.prices is not None and self._planned_cost() >= limits.max_cost:
+            return self.finish_early(EXIT_BUDGET, f"stopped at max_cost = {limits.max_cost} (estimated for the "
+                                     "batch lines written); run again to continue")
+        return False
+
+    def _plan(self, item: Item) -> None:
+        out = min(self._out_per_line, item.tokens)
+        self.planned_in += item.tokens - out
+        self.planned_out += out
+
+    def _planned_cost(self) -> float:
+        assert self.prices is not None
+        cost = self.prices.cost(self.planned_in, self.planned_out)
+        return cost * (BATCH_DISCOUNT if self.prices.estimated else 1.0)
 
     def cost(self) -> float:
         """Batch lines at half the default list price; prices given in [pricing] are taken as they are."""
@@ -124,9 +158,13 @@ class BatchJob(Job):
     async def _submit(self, api: BatchAPI, only: set[str] | None) -> None:
         """Write input files for rows not done and in no open batch (or for `only`), then send them."""
         skip = self.book.open_hashes() if only is None else IdHashes()
-        rows = (row for row in self.plan.source.rows()
+        rows = (row for row in self._as_counted(self.plan.source.rows())
                 if (row.id in only if only is not None else row.id not in skip))
-        files = await self.on_writer_thread(self._write_inputs, rows)
+        try:
+            files = await self.on_writer_thread(self._write_inputs, rows)
+        except InputError as exc:  # the input changed under the run (the files written are strays)
+            self.stop(EXIT_BAD_INPUT, str(exc))
+            return
         records = [self.book.add(f.number, f.lines, f.bytes) for f in files]
         self.book.save()
         if records:
@@ -143,6 +181,7 @@ class BatchJob(Job):
         model = self.spec.service.model_name
         keep = self.spec.output.keep
         for item in self._prepared(iter(rows)):
+            self._plan(item)
             body = line_body(self.endpoint.build([item]).json or {}, model)
             entry: dict[str, Any] = {"id": item.row.id, "line": item.row.line}
             if keep:
@@ -390,6 +429,13 @@ class OnlyRows:
 
     def columns(self) -> list[str] | None:
         return self.source.columns()
+
+
+def _completion_ceiling(spec: JobSpec) -> int:
+    """Completion tokens one line may use at most: max_tokens (or max_completion_tokens) times n."""
+    params = spec.params
+    ceiling = params.get("max_completion_tokens") or params.get("max_tokens") or 0
+    return int(ceiling) * int(params.get("n") or 1) if isinstance(ceiling, int) else 0
 
 
 # --------------------------------------------------------------------------- entry point

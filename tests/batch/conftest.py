@@ -46,8 +46,9 @@ def chat_rows(n: int, extra: dict[int, str] | None = None) -> list[dict[str, Any
 
 
 def chat_job(folder: Path, url: str, rows: list[dict[str, Any]], *, service: dict[str, Any] | None = None,
-             output: dict[str, Any] | None = None, name: str = "job") -> Path:
+             output: dict[str, Any] | None = None, limits: dict[str, Any] | None = None,
+             name: str = "job") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     return write_job(folder, url, "chat", input_path=write_rows(folder / "in.jsonl", rows),
                      inputs={"prompt": "text"}, service={**BATCH_SERVICE, **(service or {})},
-                     params={"max_tokens": 30, "seed": 3}, output=output, name=name)
+                     params={"max_tokens": 30, "seed": 3}, output=output, limits=limits, name=name)

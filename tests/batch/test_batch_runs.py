@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -127,6 +128,22 @@ def test_keep_columns_and_limit(tmp_path: Path, emulator) -> None:
     assert len(by_id(tmp_path / "out" / "results")) == 6
 
 
+@pytest.mark.parametrize("budget", [{"max_tokens": 200}, {"max_cost": 0.00002}])
+def test_token_and_cost_budgets_hold_against_the_lines_written(tmp_path: Path, emulator,
+                                                               budget: dict[str, float]) -> None:
+    """Tokens are known only when a batch ends, so the budget is held against what the lines written
+    may use (prompt estimate + max_tokens 30): a few rows go, the run exits 4, the next run goes on."""
+    spec = chat_job(tmp_path, emulator.url, chat_rows(12), limits=budget)
+    first = run_job(load_spec(spec))
+    assert first.exit_code == 4 and "run again" in (first.message or "")
+    done = len(by_id(tmp_path / "out" / "results"))
+    assert 1 <= done < 12
+    assert batch_counters(emulator)["lines_answered"] == done
+    while run_job(load_spec(spec)).exit_code == 4:
+        pass
+    assert len(by_id(tmp_path / "out" / "results")) == 12
+
+
 @pytest.mark.parametrize("status", [401, 404])
 def test_service_refusing_the_batch_api_aborts(tmp_path: Path, emulator, monkeypatch, status: int) -> None:
     monkeypatch.setenv("BATCH_TEST_KEY", "wrong")
@@ -155,3 +172,22 @@ def test_package_exports() -> None:
     import pipeline.batch
 
     assert all(hasattr(pipeline.batch, name) for name in pipeline.batch.__all__)
+
+
+def test_an_input_that_grows_while_batch_files_are_written_stops_with_exit_2(tmp_path: Path, emulator,
+                                                                            monkeypatch) -> None:
+    """A row appended after preflight checked the ids for repeats must not slip into a batch."""
+    from pipeline.batch.engine import BatchJob
+
+    spec = chat_job(tmp_path, emulator.url, chat_rows(6))
+    original = BatchJob._write_inputs
+
+    def grow_then_write(self: BatchJob, rows: Any) -> Any:
+        with open(tmp_path / "in.jsonl", "a", encoding="utf-8") as handle:
+            handle.write('{"id": "r0000", "text": "a repeated id, appended mid-run"}\n')
+        return original(self, rows)
+
+    monkeypatch.setattr(BatchJob, "_write_inputs", grow_then_write)
+    result = run_job(load_spec(spec))
+    assert result.exit_code == 2 and "changed while it was read" in (result.message or "")
+    assert batch_counters(emulator).get("batches_created", 0) == 0
