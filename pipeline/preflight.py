@@ -60,7 +60,7 @@ def check_input(spec: JobSpec, endpoint: Endpoint, source: Source) -> int:
     columns = source.columns()
     if columns is None:
         raise InputError(f"{source.path}: the input holds no readable rows")
-    if not spec.input.path.is_dir():
+    if not spec.input.is_folder():
         needed = [spec.input.id, *mapped_columns(spec.input, spec.output)]
         missing = [c for c in needed if c not in columns]
         if missing:

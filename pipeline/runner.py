@@ -45,7 +45,7 @@ from pipeline.errors import (
 from pipeline.preflight import Preflight, preflight
 from pipeline.pricing import prices_for
 from pipeline.redact import redact
-from pipeline.sinks.files import LocalFileStore
+from pipeline.sinks.files import OutputFiles
 from pipeline.sinks.parquet import OutputWriteError, PartWriter
 from pipeline.sources.base import Row
 from pipeline.spec import JobSpec, ServiceSpec
@@ -138,7 +138,7 @@ class Job:
         self.stop_message: str | None = None
         self.any_success = False
         self.sent_rows = 0
-        self.files: LocalFileStore | None = None
+        self.files: OutputFiles | None = None
         self.prices = prices_for(spec)
         self._deadline = time.monotonic() + options.max_duration_s if options.max_duration_s else None
         # Parts (and batch input files) are written on one thread of their own: asyncio.to_thread
@@ -268,6 +268,11 @@ class Job:
             return
         except JobAborted as error:
             self.stop(EXIT_ABORTED, str(error))
+            return
+        except FileNotFoundError as error:  # an input file removed after it was checked
+            gone = RowError(f"{error.filename or 'the input file'} disappeared before it was sent; restore it "
+                            "and run again")
+            self._fail_rows([item.row for item in batch], gone, "input")
             return
         except Exception as error:  # a bug must cost a failure row, never a silently lost row
             log.exception("unexpected error while processing rows %s", [item.row.id for item in batch[:3]])
@@ -401,7 +406,7 @@ async def _run_async(spec: JobSpec, options: RunOptions, plan: Preflight, out: O
             connector=connector, trust_env=False, headers={"User-Agent": USER_AGENT}) as session:
         router = build_router(spec, job.endpoint, local_url, options.credential)
         client = ServiceClient(spec, router, session, job.emit)
-        job.files = LocalFileStore(spec.output.path, client.download)
+        job.files = OutputFiles(out.path, client.download)
         try:
             with _signals(job, options):
                 await _drive(job, client, router)

@@ -47,6 +47,12 @@ class InputSpec:
         """Where the input is, for messages."""
         return self.uri or str(self.path)
 
+    def is_folder(self) -> bool:
+        """A folder of files: a local directory, or a cloud prefix (a cloud table is one .jsonl/.parquet object)."""
+        if self.uri is not None:
+            return not self.uri.lower().rstrip("/").endswith(CLOUD_TABLES)
+        return self.path.is_dir()
+
 
 @dataclass(frozen=True)
 class OutputSpec:
@@ -410,16 +416,16 @@ CLOUD_TABLES = (".jsonl", ".jsonl.gz", ".ndjson", ".json.gz", ".ndjson.gz", ".pa
 
 
 def _check_cloud(inp: InputSpec, out: OutputSpec, endpoint: str, service: ServiceSpec, src: str) -> None:
-    """What cloud storage does not take: folders of files in, files (images, audio, sidecars) or batch state out."""
-    if inp.uri and endpoint in ("transcription", "translation"):
-        raise SpecError(f"{src}: [input] path: {endpoint} reads audio files, which must be local; "
-                        "copy them to a local folder")
-    if inp.uri and not inp.uri.lower().endswith(CLOUD_TABLES):
-        raise SpecError(f"{src}: [input] path: a cloud input must be one .jsonl, .jsonl.gz or .parquet object; "
-                        f"folders of files from cloud storage are not supported (got {inp.uri})")
-    if out.uri and (endpoint in ("images", "speech") or out.sidecars):
-        raise SpecError(f"{src}: [output] path: {endpoint} writes files (images, audio, sidecars) next to its "
-                        "results, which needs a local output folder; use a local [output] path")
+    """What cloud storage does not take: folders for endpoints other than audio, audio paths in a cloud table,
+    batch state out. Audio folders in and files (images, audio, sidecars) out are read and written as objects."""
+    audio = endpoint in ("transcription", "translation")
+    if inp.uri and inp.is_folder() and not audio:
+        raise SpecError(f"{src}: [input] path: a cloud input must be one .jsonl, .jsonl.gz or .parquet object for "
+                        f"{endpoint}; folders of files in cloud storage are read by transcription and translation "
+                        f"only (got {inp.uri})")
+    if inp.uri and not inp.is_folder() and audio:
+        raise SpecError(f"{src}: [input] path: {endpoint} from a cloud table is not supported; point it at the "
+                        "folder (prefix) holding the audio files, or use a local table")
     if out.uri and service.mode == "batch":
         raise SpecError(f"{src}: [output] path: batch mode keeps its batch files in a local output folder; "
                         "use a local [output] path or mode = \"online\"")

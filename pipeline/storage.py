@@ -131,6 +131,32 @@ class Location:
     def child(self, info: pafs.FileInfo) -> Location:
         return self / info.base_name
 
+    def tree(self) -> list[str]:
+        """Paths (relative to this folder) of every file under it, at any depth, in listing order; none
+        when it does not exist. One listing call: names and sizes only, never content."""
+        try:
+            infos = self.fs.get_file_info(pafs.FileSelector(self.path, recursive=True, allow_not_found=True))
+        except OSError as exc:
+            raise storage_error(exc, self, "list") from None
+        start = len(self.path.rstrip("/")) + 1
+        return [i.path[start:] for i in infos if i.type == pafs.FileType.File]
+
+    def size_and_head(self, count: int) -> tuple[int, bytes]:
+        """The object's size and its first `count` bytes (a ranged read): enough to check it before an upload."""
+        try:
+            with self.fs.open_input_file(self.path) as handle:
+                size = handle.size()
+                return size, bytes(handle.read(min(count, size)))
+        except OSError as exc:
+            raise storage_error(exc, self, "read") from None
+
+    def read_all(self) -> bytes:
+        """The whole (small) object; StorageError when it is gone."""
+        data = self.read_bytes()
+        if data is None:
+            raise StorageError(f"{self.uri}: cannot read: not found (it was there when the run listed it)")
+        return data
+
     def open_input(self) -> IO[bytes]:
         """A buffered, streaming reader; `.gz` objects are decompressed on the way."""
         try:

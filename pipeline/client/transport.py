@@ -5,6 +5,8 @@ Nothing else in the code looks at status codes.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import email.utils
 import json
 import time
@@ -37,7 +39,7 @@ async def send_once(session: aiohttp.ClientSession, url: str, headers: dict[str,
     """
     start = time.perf_counter()
     form = form or request.form
-    data: Any = body if form is None else build_form(form())
+    data: Any = body if form is None else build_form(await read_parts(form()))
     try:
         async with session.post(url, data=data, headers=headers, timeout=timeout, proxy=proxy) as resp:
             response_headers = {k.lower(): v for k, v in resp.headers.items()}
@@ -114,12 +116,25 @@ async def read_sse(resp: aiohttp.ClientResponse, start: float) -> tuple[list[dic
     raise APIConnectionError("the event stream ended before [DONE]")
 
 
+async def read_parts(parts: list[FormPart]) -> list[FormPart]:
+    """Parts read whole by a callable (an object in storage), read in a thread for this attempt only."""
+    loaded = []
+    for part in parts:
+        if part.read is not None:
+            part = dataclasses.replace(part, value=await asyncio.to_thread(part.read), read=None)
+        loaded.append(part)
+    return loaded
+
+
 def build_form(parts: list[FormPart]) -> aiohttp.FormData:
     """Multipart body; file parts are opened here and streamed by aiohttp."""
     form = aiohttp.FormData()
     for part in parts:
         if part.path is not None:
             form.add_field(part.name, open(part.path, "rb"), filename=part.filename,  # noqa: SIM115
+                           content_type=part.content_type or "application/octet-stream")
+        elif part.filename is not None:  # a file's bytes already in memory
+            form.add_field(part.name, part.value or b"", filename=part.filename,
                            content_type=part.content_type or "application/octet-stream")
         else:
             form.add_field(part.name, part.value if part.value is not None else "")
@@ -175,4 +190,5 @@ def retry_after_of(headers: dict[str, str]) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-__all__ = ["build_form", "fetch_bytes", "proxy_for", "read_sse", "retry_after_of", "send_once", "status_error"]
+__all__ = ["build_form", "fetch_bytes", "proxy_for", "read_parts", "read_sse", "retry_after_of", "send_once",
+           "status_error"]

@@ -1,11 +1,16 @@
 """Checks an audio file before upload: readable, not empty, under the size limit, and really
-the format its extension claims (magic bytes). A file that fails never leaves the machine."""
+the format its extension claims (magic bytes). A file that fails is never uploaded. The same checks
+apply to a local file and to an object in storage (`audio_problem` is the pure part)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.storage import Location
 
 # The service refuses uploads over 25 MB (OpenAI's help centre: 25 MiB; the emulator uses the same).
 MAX_AUDIO_BYTES = 25 * 1024 * 1024
@@ -58,8 +63,8 @@ MAGIC: dict[str, tuple[Callable[[bytes], bool], str]] = {
 }
 
 
-def extension_of(path: Path) -> str:
-    return path.suffix.lower().lstrip(".")
+def extension_of(path: Path | Location) -> str:
+    return Path(path.name).suffix.lower().lstrip(".")
 
 
 def content_matches(extension: str, head: bytes) -> bool:
@@ -68,26 +73,47 @@ def content_matches(extension: str, head: bytes) -> bool:
     return check is not None and check[0](head)
 
 
-def check_audio_file(path: Path, max_bytes: int = MAX_AUDIO_BYTES) -> int:
-    """The file's size if it may be uploaded; else AudioFileError with a reason a user can act on."""
+def check_audio_file(path: Path | Location, max_bytes: int = MAX_AUDIO_BYTES) -> int:
+    """The file's size if it may be uploaded; else AudioFileError with a reason a user can act on.
+    `path` is a local file or an object in storage (size and first bytes by a ranged read)."""
     extension = extension_of(path)
     if extension not in MAGIC:
-        raise AudioFileError(f"{path.name}: unsupported audio type {path.suffix or '(no extension)'!r}; "
+        suffix = Path(path.name).suffix
+        raise AudioFileError(f"{path.name}: unsupported audio type {suffix or '(no extension)'!r}; "
                              f"use one of {', '.join(AUDIO_EXTENSIONS)}")
+    size, head = _size_and_head(path)
+    problem = audio_problem(path.name, extension, size, head, max_bytes)
+    if problem:
+        raise AudioFileError(problem)
+    return size
+
+
+def _size_and_head(path: Path | Location) -> tuple[int, bytes]:
+    if not isinstance(path, Path):
+        from pipeline.storage import StorageError
+
+        try:
+            return path.size_and_head(HEADER_BYTES)
+        except StorageError as exc:
+            raise AudioFileError(f"cannot read the audio object ({exc})") from None
     try:
         size = os.stat(path).st_size
         if not path.is_file():
             raise AudioFileError(f"{path}: not a regular file")
         with open(path, "rb") as handle:
-            head = handle.read(HEADER_BYTES)
+            return size, handle.read(HEADER_BYTES)
     except OSError as exc:
         raise AudioFileError(f"{path}: cannot read the audio file ({exc.strerror or exc})") from None
+
+
+def audio_problem(name: str, extension: str, size: int, head: bytes, max_bytes: int = MAX_AUDIO_BYTES) -> str | None:
+    """Why a file of this size and first bytes may not be uploaded as `extension` audio (None: it may)."""
     if size == 0:
-        raise AudioFileError(f"{path.name}: the file is empty (0 bytes)")
+        return f"{name}: the file is empty (0 bytes)"
     if size > max_bytes:
-        raise AudioFileError(f"{path.name}: {size / 1e6:.1f} MB is over the service's "
-                             f"{max_bytes // (1024 * 1024)} MB upload limit; split or compress it")
+        return (f"{name}: {size / 1e6:.1f} MB is over the service's {max_bytes // (1024 * 1024)} MB upload limit; "
+                "split or compress it")
     if not content_matches(extension, head):
-        raise AudioFileError(f"{path.name}: the content is not {extension} audio (expected {MAGIC[extension][1]} "
-                             f"at the start; the file begins {head[:8].hex(' ')}); fix the extension or the file")
-    return size
+        return (f"{name}: the content is not {extension} audio (expected {MAGIC[extension][1]} at the start; "
+                f"the file begins {head[:8].hex(' ')}); fix the extension or the file")
+    return None

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
 import pyarrow as pa
@@ -49,13 +48,15 @@ class Request:
 
 @dataclass(slots=True)
 class FormPart:
-    """A multipart field: a value, or a file streamed from disk."""
+    """A multipart field: a value, a file streamed from disk (`path`), or a file read whole by `read` when
+    the attempt is sent (an object in storage: one in memory per request in flight)."""
 
     name: str
     value: str | bytes | None = None
     path: str | None = None
     filename: str | None = None
     content_type: str | None = None
+    read: Callable[[], bytes] | None = None
 
 
 @dataclass(slots=True)
@@ -114,13 +115,11 @@ class Endpoint:
 
 
 class FileStore(Protocol):
-    """What the runner lends an endpoint for file outputs."""
-
-    root: Path
+    """What the runner lends an endpoint for file outputs (a local folder or an object-storage prefix)."""
 
     async def download(self, url: str) -> bytes: ...
 
-    async def save(self, relative: str, data: bytes) -> Path: ...
+    async def save(self, relative: str, data: bytes) -> object: ...
 
 
 def text_field(row: Row, column: str) -> str:

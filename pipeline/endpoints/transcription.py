@@ -20,9 +20,10 @@ file's relative path, so `en/a.wav` gives `sidecars/en/a.wav.srt`):
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -33,6 +34,9 @@ from pipeline.errors import InvalidResponseError, SpecError
 from pipeline.sinks.files import safe_relative
 from pipeline.sources.base import Row
 from pipeline.spec import JobSpec
+
+if TYPE_CHECKING:
+    from pipeline.storage import Location
 
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 TEXT_FORMATS = ("text", "srt", "vtt")  # answered as text/plain
@@ -46,12 +50,14 @@ WORD = pa.struct([("word", pa.string()), ("start", pa.float64()), ("end", pa.flo
 
 @dataclass(frozen=True, slots=True)
 class AudioUpload:
-    """An audio file that passed the checks; the transport opens and streams it per attempt."""
+    """An audio file that passed the checks; the transport opens and streams it per attempt (a local file),
+    or reads it whole per attempt (an object in storage: `read` is set)."""
 
     path: str
     filename: str
     content_type: str
     size: int
+    read: Callable[[], bytes] | None = None
 
 
 class Transcription(Endpoint):
@@ -67,8 +73,9 @@ class Transcription(Endpoint):
         self.sidecars = spec.output.sidecars
         self._check_params()
         self._param_parts = form_fields(self.params)
-        # A folder source gives absolute paths; a table's relative paths start at the table's folder.
-        self._table_folder = None if spec.input.path.is_dir() else spec.input.path.parent
+        # A folder source gives absolute paths (or object URIs); a table's relative paths start at its folder.
+        self._table_folder = None if spec.input.is_folder() else spec.input.path.parent
+        self._cloud_root: Location | None = None  # the input prefix, located on first use
         if self._table_folder is not None and not spec.input.file:
             raise self._spec_error("input.file", "required for a table input: the column of audio file paths "
                                    "(relative paths start at the table's folder)")
@@ -111,22 +118,35 @@ class Transcription(Endpoint):
             size = check_audio_file(path)
         except AudioFileError as exc:
             raise RowError(f"row {row.id!r}: {exc}") from None
-        upload = AudioUpload(str(path), path.name, CONTENT_TYPES[extension_of(path)], size)
+        read = None if isinstance(path, Path) else path.read_all
+        upload = AudioUpload(str(path), path.name, CONTENT_TYPES[extension_of(path)], size, read)
         return Item(row, upload, tokens=0)
 
-    def _audio_path(self, row: Row) -> Path:
+    def _audio_path(self, row: Row) -> Path | Location:
+        if self._table_folder is None and self.spec.input.uri is not None:
+            return self._input_root() / row.fields["relpath"]
         if self._table_folder is None:
             return Path(row.fields["path"])
         path = Path(text_field(row, self._file_column)).expanduser()
         return path if path.is_absolute() else self._table_folder / path
 
+    def _input_root(self) -> Location:
+        if self._cloud_root is None:
+            from pipeline.storage import locate  # local jobs never need the storage clients
+
+            assert self.spec.input.uri is not None
+            self._cloud_root = locate(self.spec.input.uri)
+        return self._cloud_root
+
     def build(self, batch: list[Item]) -> Request:
         (item,) = batch
         upload: AudioUpload = item.payload
         params = self._param_parts
+        local = None if upload.read else upload.path
 
         def form() -> list[FormPart]:
-            file = FormPart("file", path=upload.path, filename=upload.filename, content_type=upload.content_type)
+            file = FormPart("file", path=local, filename=upload.filename, content_type=upload.content_type,
+                            read=upload.read)
             return [file, *params]
 
         if self.format in TEXT_FORMATS:

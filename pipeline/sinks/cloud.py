@@ -11,6 +11,7 @@ as closed only when it is not empty, and the next run deletes empty leftovers as
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -45,12 +46,18 @@ def write_cloud_part(folder: Location, number: int, table: pa.Table) -> Location
     final = folder / f"part-{number:06d}.parquet"
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, **_write_options(table.schema))
+    return upload_whole(final, sink.getvalue(), "part.uploading")
+
+
+def upload_whole(target: Location, data: Any, crash_name: str) -> Location:
+    """One object in one upload under its final name (parts, images, audio, sidecars): its content is all or
+    nothing; on Azure an empty object shows until the commit (see the module docstring)."""
     try:
-        final.write_bytes(sink.getvalue(), before_commit=lambda: crash_point("part.uploading"))
+        target.write_bytes(data, before_commit=lambda: crash_point(crash_name))
     except OSError as exc:
-        raise OutputWriteError(f"{final}: could not upload ({first_line(exc)}); "
+        raise OutputWriteError(f"{target}: could not upload ({first_line(exc)}); "
                                "nothing partial counts as done, run again") from None
-    return final
+    return target
 
 
 def read_cloud_parts(parts: list[Location], columns: list[str] | None = None) -> list[pa.Table]:

@@ -1,5 +1,6 @@
-"""File outputs (images, audio, sidecars): temp name, fsync, rename. The row that points to a
-file is committed only after the file is complete, so a crash never leaves a file a resume trusts."""
+"""File outputs (images, audio, sidecars): temp name, fsync, rename on a disk; one whole upload in object
+storage (see sinks/cloud.py). The row that points to a file is committed only after the file is complete,
+so a crash never leaves a file a resume trusts. Paths in results are relative to the output folder."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ import contextlib
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.crashpoints import crash_point
 from pipeline.sinks.parquet import OutputWriteError
+
+if TYPE_CHECKING:
+    from pipeline.storage import Location
 
 
 def write_file_atomically(path: Path, data: bytes) -> Path:
@@ -37,13 +42,21 @@ def safe_relative(name: str) -> str:
     return "/".join(parts) or "_"
 
 
-class LocalFileStore:
-    def __init__(self, root: Path, download: Callable[[str], Awaitable[bytes]]) -> None:
+class OutputFiles:
+    """Where an endpoint's files go: the output folder on disk (temp + rename) or the output prefix in object
+    storage (one whole upload per file)."""
+
+    def __init__(self, root: Path | Location, download: Callable[[str], Awaitable[bytes]]) -> None:
         self.root = root
         self._download = download
 
     async def download(self, url: str) -> bytes:
         return await self._download(url)
 
-    async def save(self, relative: str, data: bytes) -> Path:
-        return await asyncio.to_thread(write_file_atomically, self.root / safe_relative(relative), data)
+    async def save(self, relative: str, data: bytes) -> Path | Location:
+        target = self.root / safe_relative(relative)
+        if isinstance(target, Path):
+            return await asyncio.to_thread(write_file_atomically, target, data)
+        from pipeline.sinks.cloud import upload_whole  # local jobs never load the storage clients
+
+        return await asyncio.to_thread(upload_whole, target, data, "file.written")

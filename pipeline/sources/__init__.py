@@ -42,12 +42,14 @@ def open_source(spec: InputSpec, output: OutputSpec | None = None) -> Source:
 
 
 def _open_object(uri: str, spec: InputSpec, output: OutputSpec | None) -> Source:
-    """An input in cloud storage, read as a stream like a local file (the spec refused anything else)."""
+    """An input in cloud storage: a table read as a stream like a local file, or a folder (prefix) of files."""
     from pipeline.storage import locate  # local jobs never need the storage clients
 
     location = locate(uri)
     if not location.exists():
         raise InputError(f"{location}: input not found; check [input] path and the container")
+    if spec.is_folder():
+        return FolderSource(location, spec.glob)
     return _open_table(location, spec, output)
 
 

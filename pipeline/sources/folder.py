@@ -1,14 +1,19 @@
-"""A folder of files (audio, images) walked in sorted order and matched by a glob."""
+"""A folder of files (audio, images) walked in sorted order and matched by a glob: a local folder, or a
+prefix in object storage (listed in one call, read object by object only when a request is built)."""
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.errors import InputError
 from pipeline.sources.base import Row
+
+if TYPE_CHECKING:
+    from pipeline.storage import Location
 
 
 def glob_to_regex(pattern: str) -> re.Pattern[str]:
@@ -35,8 +40,15 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out) + r"\Z", re.IGNORECASE)
 
 
+def in_walk_order(relatives: Iterable[str]) -> list[str]:
+    """Relative paths in the order of a depth-first walk with names sorted (the local folder's order),
+    without hidden files or anything in a hidden folder."""
+    visible = (r for r in relatives if not any(part.startswith(".") for part in r.split("/")))
+    return sorted(visible, key=lambda r: r.split("/"))
+
+
 class FolderSource:
-    def __init__(self, path: Path, glob: str) -> None:
+    def __init__(self, path: Path | Location, glob: str) -> None:
         self.path = str(path)
         self._root = path
         self._glob = glob
@@ -56,15 +68,24 @@ class FolderSource:
             elif entry.is_file(follow_symlinks=True):
                 yield Path(entry.path)
 
-    def _files(self) -> Iterator[tuple[str, Path]]:
-        for file in self._walk(self._root):
-            relative = file.relative_to(self._root).as_posix()
+    def _all(self) -> Iterator[tuple[str, str]]:
+        """(relative path, where the file is: a local path or an object URI), in walk order."""
+        root = self._root
+        if isinstance(root, Path):
+            for file in self._walk(root):
+                yield file.relative_to(root).as_posix(), str(file)
+        else:
+            for relative in in_walk_order(root.tree()):
+                yield relative, str(root / relative)
+
+    def _files(self) -> Iterator[tuple[str, str]]:
+        for relative, file in self._all():
             if self._match.match(relative):
                 yield relative, file
 
     def rows(self) -> Iterator[Row]:
         for number, (relative, file) in enumerate(self._files(), start=1):
-            yield Row(relative, {"path": str(file), "relpath": relative}, number)
+            yield Row(relative, {"path": file, "relpath": relative}, number)
 
     def ids(self) -> Iterator[tuple[str, int]]:
         for number, (relative, _) in enumerate(self._files(), start=1):

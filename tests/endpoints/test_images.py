@@ -13,7 +13,7 @@ from pipeline.emulator.png import png_bytes
 from pipeline.endpoints.base import HttpResponse
 from pipeline.endpoints.images import Images, PendingImage, image_filter_flags, image_path
 from pipeline.errors import APIStatusError, InvalidResponseError, NotFoundError
-from pipeline.sinks.files import LocalFileStore
+from pipeline.sinks.files import OutputFiles
 from pipeline.sources.base import Row
 from pipeline.spec import parse_spec
 
@@ -96,7 +96,7 @@ async def test_finish_saves_decoded_and_downloaded_images(tmp_path: Path) -> Non
         fetched.append(url)
         return PNG_B
 
-    (result,) = await images.finish(request, results, LocalFileStore(tmp_path / "out", download))
+    (result,) = await images.finish(request, results, OutputFiles(tmp_path / "out", download))
     assert fetched == ["http://x/b.png"] and "_images" not in result
     assert result["paths"] == ["images/img-7-0.png", "images/img-7-1.png"]
     assert result["bytes"] == [len(PNG_A), len(PNG_B)]
@@ -114,6 +114,6 @@ async def test_expired_url_fails_the_row_not_the_job(tmp_path: Path) -> None:
         raise NotFoundError("The specified blob does not exist.", status=404)
 
     with pytest.raises(APIStatusError) as caught:
-        await images.finish(request, results, LocalFileStore(tmp_path / "out", download))
+        await images.finish(request, results, OutputFiles(tmp_path / "out", download))
     assert type(caught.value) is APIStatusError  # not NotFoundError, which would abort the whole run
     assert caught.value.status == 404 and "downloading image 0 failed" in caught.value.message

@@ -13,7 +13,7 @@ from pipeline.endpoints.base import HttpResponse, RowError
 from pipeline.endpoints.subtitles import Cue, parse_cues, parse_stamp, plain_text, to_srt, to_vtt
 from pipeline.endpoints.transcription import Transcription, Translation, form_fields
 from pipeline.errors import InvalidResponseError, SpecError
-from pipeline.sinks.files import LocalFileStore
+from pipeline.sinks.files import OutputFiles
 from pipeline.sources.base import Row
 from pipeline.spec import parse_spec
 
@@ -197,7 +197,7 @@ async def test_finish_writes_sidecars(tmp_path: Path) -> None:
     endpoint = make(tmp_path, {"response_format": "verbose_json"}, sidecars=["txt", "srt", "vtt", "json"])
     request = endpoint.build([endpoint.prepare(folder_row(BAD / "sub" / "good2.flac", BAD))])
     results = endpoint.parse(request, answer(VERBOSE))
-    store = LocalFileStore(tmp_path / "out", download=None)  # type: ignore[arg-type]
+    store = OutputFiles(tmp_path / "out", download=None)  # type: ignore[arg-type]
     (result,) = await endpoint.finish(request, results, store)
     assert result["sidecars"] == [f"sidecars/sub/good2.flac.{ext}" for ext in ("txt", "srt", "vtt", "json")]
     assert "_raw" not in result
@@ -212,7 +212,7 @@ async def test_finish_converts_srt_to_vtt_and_keeps_srt_verbatim(tmp_path: Path)
     endpoint = make(tmp_path, {"response_format": "srt"}, "translation", sidecars=["srt", "vtt"])
     request = endpoint.build([endpoint.prepare(folder_row(BAD / "good.wav", BAD))])
     results = endpoint.parse(request, answer(SRT))
-    await endpoint.finish(request, results, LocalFileStore(tmp_path / "out", download=None))  # type: ignore[arg-type]
+    await endpoint.finish(request, results, OutputFiles(tmp_path / "out", download=None))  # type: ignore[arg-type]
     assert (tmp_path / "out" / "sidecars" / "good.wav.srt").read_text() == SRT
     assert (tmp_path / "out" / "sidecars" / "good.wav.vtt").read_text().startswith(
         "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\nHello there.\n")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -121,3 +122,28 @@ def test_table_input_translation_and_resume(tmp_path: Path, emulator) -> None:
     second = run_job(load_spec(spec))
     assert second.exit_code == 0 and second.summary["rows_skipped"] == 3
     assert emulator.stats()["by_op"] == {"audio/translations": 2}
+
+
+def test_a_file_removed_after_its_check_fails_alone_with_a_reason(tmp_path: Path, emulator, monkeypatch) -> None:
+    """The file passed its checks, then vanished just before its upload: a failure row naming it,
+    no traceback, and the other files go on."""
+    from pipeline.client import transport
+
+    folder = audio_folder(tmp_path / "audio", bad=False)
+    doomed = folder / GOOD[1]
+    read_parts = transport.read_parts
+
+    async def remove_then_read(parts: list[Any]) -> list[Any]:
+        if any(part.path == str(doomed) for part in parts):
+            doomed.unlink()
+        return await read_parts(parts)
+
+    monkeypatch.setattr(transport, "read_parts", remove_then_read)
+    spec = write_job(tmp_path, emulator.url, "transcription", input_path=folder,
+                     inputs={"glob": GLOB}, service={"deployment": "whisper"})
+    result = run_job(load_spec(spec))
+    assert result.exit_code == 1
+    assert sorted(r["id"] for r in read_dataset(tmp_path / "out" / "results")) == sorted(set(GOOD) - {GOOD[1]})
+    [failure] = read_dataset(tmp_path / "out" / "failures")
+    assert failure["id"] == GOOD[1] and failure["stage"] == "input"
+    assert "disappeared before it was sent" in failure["message"]

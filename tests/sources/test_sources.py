@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.sources.folder import FolderSource, glob_to_regex
+from pipeline.sources.folder import FolderSource, glob_to_regex, in_walk_order
 from pipeline.sources.jsonl import JsonlSource
 from pipeline.sources.parquet import ParquetSource
 
@@ -63,3 +63,13 @@ def test_folder_sorted_nested_and_globbed(tmp_path: Path) -> None:
 ])
 def test_glob(pattern: str, path: str, matches: bool) -> None:
     assert bool(glob_to_regex(pattern).match(path)) is matches
+
+
+def test_cloud_listing_in_the_local_walk_order(tmp_path: Path) -> None:
+    names = ["b/2.wav", "a.wav", "b/1.mp3", "b/c/3.WAV", "b-c.wav", "b.wav", "notes.txt", ".hidden/x.wav", "b/.y.wav"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    walked = [r.id for r in FolderSource(tmp_path, "**/*").rows()]
+    assert in_walk_order(reversed(names)) == walked
+    assert walked == ["a.wav", "b/1.mp3", "b/2.wav", "b/c/3.WAV", "b-c.wav", "b.wav", "notes.txt"]

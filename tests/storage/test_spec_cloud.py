@@ -44,12 +44,10 @@ def test_local_paths_have_no_uri(tmp_path: Path) -> None:
 @pytest.mark.parametrize("changes, message", [
     ({"input": {"path": "ftp://host/in.jsonl"}}, "[input] path: unsupported storage URI scheme ftp://"),
     ({"output": {"path": "abfs://container"}}, "[output] path: expected abfs://CONTAINER/PATH"),
-    ({"input": {"path": "abfs://data/images/"}}, "folders of files from cloud storage are not supported"),
+    ({"input": {"path": "abfs://data/images/"}}, "folders of files in cloud storage are read by transcription"),
     ({"input": {"path": "abfs://data/in.csv"}}, "a cloud input must be one .jsonl, .jsonl.gz or .parquet"),
     ({"top": {"endpoint": "transcription"}, "input": {"path": "abfs://data/audio.jsonl", "file": "f"}},
-     "transcription reads audio files, which must be local"),
-    ({"top": {"endpoint": "images"}, "input": {"prompt": "text"}}, "images writes files"),
-    ({"top": {"endpoint": "speech"}}, "speech writes files"),
+     "transcription from a cloud table is not supported; point it at the folder (prefix)"),
     ({"service": {"provider": "emulator", "mode": "batch"}}, "batch mode keeps its batch files"),
 ])
 def test_what_cloud_storage_cannot_hold_is_refused(changes: dict[str, Any], message: str) -> None:
@@ -62,3 +60,20 @@ def test_what_cloud_storage_cannot_hold_is_refused(changes: dict[str, Any], mess
 def test_transcription_from_local_audio_may_write_results_to_the_cloud(tmp_path: Path) -> None:
     spec = parse(top={"endpoint": "transcription"}, input={"path": str(tmp_path)})
     assert spec.output.uri == "abfs://data/out/t"
+
+
+@pytest.mark.parametrize("changes", [
+    {"top": {"endpoint": "transcription"}, "input": {"path": "abfs://data/audio/", "glob": "**/*.wav"}},
+    {"top": {"endpoint": "translation"}, "input": {"path": "s3://bucket/audio"}},
+    {"top": {"endpoint": "transcription"}, "input": {"path": "abfs://data/audio"}, "output": {"sidecars": ["srt"]},
+     "params": {"response_format": "srt"}},
+    {"top": {"endpoint": "images"}, "input": {"prompt": "text"}},
+    {"top": {"endpoint": "speech"}},
+])
+def test_audio_folders_in_and_files_out_are_accepted(changes: dict[str, Any]) -> None:
+    raw = copy.deepcopy(BASE)
+    for section, values in changes.items():
+        (raw if section == "top" else raw.setdefault(section, {})).update(values)
+    spec = parse_spec(raw, Path("job.toml"), env={})
+    assert spec.output.uri == "abfs://data/out/t"
+    assert spec.input.is_folder() == (spec.endpoint in ("transcription", "translation"))
