@@ -37,12 +37,27 @@ ADMITTED_WINDOW_S = 2.0
 ADMITTED_REQUESTS = 4.5  # ... or long enough to hold this many requests at the ceiling's rate
 WINDOW_S = 1.0  # the shortest window Azure evaluates quota over
 ADMITTED_SHARE = 0.95  # after a 429, pace a little under what the service let through
-PROBE_STEP = 0.01  # then try above it again, a percent a second
+PROBE_STEP = 0.01  # then try above it again, at least a percent a second
 MUCH_ROOM = 0.25  # or quicker while the service's window is far from full
+PROBE_GAIN = 0.5  # with the service's limit headers: raise by half the share of its window still free
+MAX_PROBE_STEP = 0.1
 LEARNED_GROWTH_FAST = 2.0  # a ceiling learned without limits in the spec, per quiet second with much room
 LEARNED_GROWTH_BLIND = 1.25  # ... and when the service sends no x-ratelimit-remaining headers
 GIVE_UP_CHECK_S = 0.25  # how often a held attempt asks whether another deployment would be sooner
 AT_CEILING_SHARE = 0.97  # a 429 while the service admits this share of the spec's rate is jitter
+ISOLATED_429_S = 10.0  # ... and so is the first 429 for this long while it admits ISOLATED_SHARE
+ISOLATED_SHARE = 0.9
+
+
+def _room_share(remaining_requests: int | None, remaining_tokens: int | None, limit_requests: int | None,
+                limit_tokens: int | None, tokens: int) -> float | None:
+    """The share of the service's window still free by its own headers, less one request's worth (a
+    window one request from full is full for pacing); the tighter of requests and tokens. None when the
+    service does not say. Unit-free, so it holds whatever window length the service counts over."""
+    shares = [(remaining - size) / limit for remaining, limit, size in ((remaining_requests, limit_requests, 1),
+                                                                        (remaining_tokens, limit_tokens, tokens))
+              if remaining is not None and limit]
+    return max(0.0, min(shares)) if shares else None
 
 
 class Rerouted(Exception):
@@ -76,6 +91,7 @@ class Pacer:
         self._sleep = sleep
         self._not_before = 0.0
         self._last_cut = -1e9
+        self._last_429 = -1e9
         self._last_change = -1e9
         self._requests: AsyncLimiter | None = None
         self._tokens: AsyncLimiter | None = None
@@ -260,10 +276,15 @@ class Pacer:
 
     def _at_ceiling(self, now: float) -> bool:
         """The service admitted the spec's full rate until this 429: the quota is what the spec says
-        and the 429 came from timing jitter at its edge. Hold, but keep the rate (a cut would cost
-        more throughput than the rare 429 it saves)."""
+        and the 429 came from timing jitter at its edge (or was spurious: the first in a while, with
+        nearly the full rate admitted; faults such as dropped connections make the measure read
+        low). Hold, but keep the rate: a cut would cost more throughput than the rare 429 it saves."""
+        previous, self._last_429 = self._last_429, now
         admitted = self._admitted_scale(now)
-        return self.scale >= 1.0 and admitted is not None and admitted >= AT_CEILING_SHARE
+        if self.scale < 1.0 or admitted is None:
+            return False
+        isolated = now - previous > ISOLATED_429_S
+        return admitted >= AT_CEILING_SHARE or (isolated and admitted >= ISOLATED_SHARE)
 
     def _admitted_scale(self, now: float) -> float | None:
         """Share of the ceiling the service admitted over the last seconds (the busier bucket)."""
@@ -319,12 +340,13 @@ class Pacer:
         what it admitted, not what succeeded, measures the quota."""
         self._admitted.append((self._clock(), tokens))
 
-    def on_success(self, tokens: int, remaining_requests: int | None, remaining_tokens: int | None) -> None:
+    def on_success(self, tokens: int, remaining_requests: int | None, remaining_tokens: int | None,
+                   limit_requests: int | None = None, limit_tokens: int | None = None) -> None:
         """Raise the rate toward the ceiling while answers come back clean with headroom.
 
         Up to what the service admitted when the 429 came (`_learned`) the steps are quick;
-        above it we probe slowly, so a spec that overstates the quota settles just under the
-        real one.
+        above it we probe in steps as large as the room the service reports (remaining / limit
+        of its window), so a spec that overstates the quota settles just under the real one.
         """
         now = self._clock()
         self.note_admitted(tokens)
@@ -341,6 +363,9 @@ class Pacer:
             target = min(self._learned * HEADROOM, self.scale + RAISE_STEP)
         elif exhausted:
             return
+        elif (room := _room_share(remaining_requests, remaining_tokens, limit_requests, limit_tokens,
+                                  tokens)) is not None:
+            target = self.scale * (1 + min(MAX_PROBE_STEP, max(PROBE_STEP, PROBE_GAIN * room)))
         elif self._learned is None or self._much_room(remaining_requests, remaining_tokens):
             target = self.scale + RAISE_STEP
         else:

@@ -129,8 +129,11 @@ class ServiceClient:
                 deployment.pacer.note_admitted(request.tokens)
             _log_outcome(url, attempt, error=error, body=body)
             raise
-        deployment.pacer.on_success(request.tokens, _int_header(response.headers, "x-ratelimit-remaining-requests"),
-                                    _int_header(response.headers, "x-ratelimit-remaining-tokens"))
+        told = response.headers
+        deployment.pacer.on_success(request.tokens, _int_header(told, "x-ratelimit-remaining-requests"),
+                                    _int_header(told, "x-ratelimit-remaining-tokens"),
+                                    _int_header(told, "x-ratelimit-limit-requests"),
+                                    _int_header(told, "x-ratelimit-limit-tokens"))
         _log_outcome(url, attempt, response=response, body=body)
         return response
 

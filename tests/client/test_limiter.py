@@ -207,3 +207,38 @@ def test_at_one_request_per_window_a_cut_rate_recovers() -> None:
         now[0] += 1.1
         pacer.on_success(1, 0, None)
     assert pacer.scale == 1.0
+
+
+def test_above_the_admitted_rate_the_probe_step_follows_the_room_the_service_reports() -> None:
+    pacer, now = _virtual_pacer(2400)
+    for i in range(40):
+        now[0] = i * 0.05
+        pacer.on_success(1, 0, None)
+    pacer.on_rate_limited(0.2)
+    for _ in range(3):  # back to just under the admitted rate
+        now[0] += 1.1
+        pacer.on_success(1, 0, None)
+    level = pacer.scale
+    now[0] += 1.1
+    pacer.on_success(1, 3, None, 20, None)  # a tenth of the window free past this request: a 5 % step
+    assert abs(pacer.scale - level * 1.05) < 1e-9
+    level = pacer.scale
+    now[0] += 1.1
+    pacer.on_success(1, 18, 1001, 20, 10_000)  # requests have room, tokens are the tighter: a 5 % step
+    assert abs(pacer.scale - level * 1.05) < 1e-9
+
+
+def test_an_isolated_429_below_the_full_rate_holds_but_a_second_one_cuts() -> None:
+    pacer, now = _virtual_pacer(1200)
+
+    def answers(start: int, stop: int) -> None:
+        for i in range(start, stop):  # 93 % of the spec's rate admitted (faults ate the rest)
+            now[0] = i * 0.054
+            pacer.on_success(1, 0, None)
+
+    answers(0, 40)
+    pacer.on_rate_limited(0.01)
+    assert pacer.scale == 1.0  # the first 429 in a while: spurious or jitter
+    answers(40, 60)
+    pacer.on_rate_limited(0.01)
+    assert 0.85 < pacer.scale < 0.95  # a second one a second later: the quota is lower than the spec says
