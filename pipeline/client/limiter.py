@@ -276,15 +276,18 @@ class Pacer:
 
     def _at_ceiling(self, now: float) -> bool:
         """The service admitted the spec's full rate until this 429: the quota is what the spec says
-        and the 429 came from timing jitter at its edge (or was spurious: the first in a while, with
-        nearly the full rate admitted; faults such as dropped connections make the measure read
-        low). Hold, but keep the rate: a cut would cost more throughput than the rare 429 it saves."""
+        and the 429 came from timing jitter at its edge. Or the 429 is the first in a while and the
+        service admitted nearly the rate we pace at (faults such as dropped connections make the
+        measure read low): spurious, as a busy backend sends now and then. Hold, but keep the rate:
+        a cut would cost more throughput than the rare 429 it saves, and a real quota below our
+        rate answers 429 again soon."""
         previous, self._last_429 = self._last_429, now
         admitted = self._admitted_scale(now)
-        if self.scale < 1.0 or admitted is None:
+        if admitted is None:
             return False
+        got = admitted / self.scale  # of the rate we pace at now (a cut one, after earlier 429s)
         isolated = now - previous > ISOLATED_429_S
-        return admitted >= AT_CEILING_SHARE or (isolated and admitted >= ISOLATED_SHARE)
+        return (self.scale >= 1.0 and got >= AT_CEILING_SHARE) or (isolated and got >= ISOLATED_SHARE)
 
     def _admitted_scale(self, now: float) -> float | None:
         """Share of the ceiling the service admitted over the last seconds (the busier bucket)."""

@@ -242,3 +242,19 @@ def test_an_isolated_429_below_the_full_rate_holds_but_a_second_one_cuts() -> No
     answers(40, 60)
     pacer.on_rate_limited(0.01)
     assert 0.85 < pacer.scale < 0.95  # a second one a second later: the quota is lower than the spec says
+
+
+def test_after_a_cut_a_lone_spurious_429_does_not_cut_again() -> None:
+    pacer, now = _virtual_pacer(1200)
+    for i in range(40):
+        now[0] = i * 0.1  # half the spec's rate: the service's quota is lower
+        pacer.on_success(1, 0, None)
+    pacer.on_rate_limited(0.01)
+    cut = pacer.scale
+    assert cut < 0.6
+    for i in range(400):  # 40 s at the cut rate, admitted in full
+        now[0] = 4.0 + i * 60 / (1200 * HEADROOM * cut)
+        pacer.on_success(1, 0, None)
+    level = pacer.scale
+    pacer.on_rate_limited(0.01)  # one spurious 429, the first in 10 s
+    assert pacer.scale == level
