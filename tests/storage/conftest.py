@@ -11,6 +11,7 @@ blob; the Azure SDK then waits ~6 s and retries, so a test may take 7 s longer. 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -95,6 +96,25 @@ def wait_for_port(proc: subprocess.Popen[str], timeout: float) -> int:
     return found["port"]
 
 
+@contextlib.contextmanager
+def serving(proc: subprocess.Popen[str], wait: Callable[[subprocess.Popen[str], float], int],
+            make_fs: Callable[[int], pafs.FileSystem]) -> Iterator[tuple[int, pafs.FileSystem]]:
+    """A storage server started as `proc`: its port (read by `wait`) and a filesystem on it once it answers
+    requests, not only listens; the server is stopped on the way out."""
+    try:
+        port = wait(proc, 30)
+        fs = make_fs(port)
+        fs.get_file_info(pafs.FileSelector("", allow_not_found=True))
+        yield port, fs
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def azurite_fs(port: int) -> pafs.FileSystem:
     authority = f"127.0.0.1:{port}"
     return pafs.AzureFileSystem(account_name=AZURITE_ACCOUNT, account_key=AZURITE_KEY,
@@ -115,18 +135,8 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
          # between tests, and a request on a closed one stalls for seconds of retries.
          "--blobKeepAliveTimeout", "600"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        port = wait_for_port(proc, timeout=30)
-        fs = azurite_fs(port)
-        fs.get_file_info(pafs.FileSelector("", allow_not_found=True))  # answers requests, not only listens
+    with serving(proc, wait_for_port, azurite_fs) as (port, fs):
         yield Azurite(port, fs)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture
@@ -241,18 +251,8 @@ def moto_s3() -> Iterator[MotoS3]:
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={k: v for k, v in os.environ.items() if k not in AWS_VARS})
-    try:
-        port = wait_for_moto(proc, timeout=30)
-        fs = s3_fs(port)
-        fs.get_file_info(pafs.FileSelector("", allow_not_found=True))  # answers requests, not only listens
+    with serving(proc, wait_for_moto, s3_fs) as (port, fs):
         yield MotoS3(port, fs)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture
