@@ -12,6 +12,7 @@ blob; the Azure SDK then waits ~6 s and retries, so a test may take 7 s longer. 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -65,16 +66,21 @@ def azurite_binary() -> str | None:
     return shutil.which("azurite-blob")
 
 
-def missing_azurite() -> None:
-    message = ("azurite-blob is not installed: run `make storage-emulator` (needs Node.js and npm) "
-               "or set AZURITE_BIN")
+def skip_or_fail(message: str) -> NoReturn:
+    """Skip on a workstation; fail under CI=true, so CI never passes the storage tests silently."""
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(message)
     pytest.skip(message)
 
 
-def wait_for_port(proc: subprocess.Popen[str], timeout: float) -> int:
-    """Azurite prints the port it bound (we ask for port 0: any free one); keep draining its output after."""
+def missing_azurite() -> None:
+    skip_or_fail("azurite-blob is not installed: run `make storage-emulator` (needs Node.js and npm) "
+                 "or set AZURITE_BIN")
+
+
+def port_from_output(proc: subprocess.Popen[str], listening: re.Pattern[str], timeout: float) -> tuple[int | None, str]:
+    """The port a server prints once it listens (we ask for port 0: any free one), or None and its output
+    if it exits or stays silent first; its output is drained until it exits."""
     found: dict[str, int] = {}
     ready = threading.Event()
     seen: list[str] = []
@@ -83,7 +89,7 @@ def wait_for_port(proc: subprocess.Popen[str], timeout: float) -> int:
         assert proc.stdout is not None
         for line in proc.stdout:
             seen.append(line)
-            match = LISTENING.search(line)
+            match = listening.search(line)
             if match and not ready.is_set():
                 found["port"] = int(match.group(1))
                 ready.set()
@@ -92,8 +98,15 @@ def wait_for_port(proc: subprocess.Popen[str], timeout: float) -> int:
     threading.Thread(target=read, daemon=True).start()
     if not ready.wait(timeout) or "port" not in found:
         proc.kill()
-        raise RuntimeError(f"Azurite did not start: {''.join(seen)[-2000:]}")
-    return found["port"]
+        return None, "".join(seen)[-2000:]
+    return found["port"], ""
+
+
+def wait_for_port(proc: subprocess.Popen[str], timeout: float) -> int:
+    port, output = port_from_output(proc, LISTENING, timeout)
+    if port is None:
+        raise RuntimeError(f"Azurite did not start: {output}")
+    return port
 
 
 @contextlib.contextmanager
@@ -160,34 +173,11 @@ def azure_env(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> dict[str, st
 
 # --------------------------------------------------------------------------- S3 (moto's standalone server)
 
-def skip_or_fail(message: str) -> NoReturn:
-    """Skip on a workstation; fail under CI=true, as for Azurite (see `missing_azurite`)."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 def wait_for_moto(proc: subprocess.Popen[str], timeout: float) -> int:
-    """moto_server prints the port it bound (we ask for port 0); its output is drained until it exits."""
-    found: dict[str, int] = {}
-    ready = threading.Event()
-    seen: list[str] = []
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            seen.append(line)
-            match = MOTO_LISTENING.search(line)
-            if match and not ready.is_set():
-                found["port"] = int(match.group(1))
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    if not ready.wait(timeout) or "port" not in found:
-        proc.kill()
-        skip_or_fail(f"moto_server did not start: {''.join(seen)[-2000:]}")
-    return found["port"]
+    port, output = port_from_output(proc, MOTO_LISTENING, timeout)
+    if port is None:
+        skip_or_fail(f"moto_server did not start: {output}")
+    return port
 
 
 S3_KEY_ID = "moto-test-key-id"
@@ -302,3 +292,14 @@ def committed_ids(fs: pafs.FileSystem, folder: str) -> list[str]:
 
 def rows(n: int) -> list[dict[str, Any]]:
     return [{"id": f"r{i:04d}", "text": f"passage number {i} about object storage"} for i in range(n)]
+
+
+def assert_finished_output(fs: pafs.FileSystem, output: str, tmp_path: Path, scheme: str) -> None:
+    """A run's cloud output once it ended with exit 0: vectors in its parts, the run in job.json, no lock
+    left, and nothing written to a local look-alike of the URI."""
+    table = pq.read_table(part_infos(fs, f"{output}/results")[0].path, filesystem=fs)
+    assert len(table.column("embedding")[0].as_py()) > 0
+    job = json.loads(fs.open_input_stream(f"{output}/job.json").read())
+    assert job["runs"][-1]["exit_code"] == 0
+    assert fs.get_file_info(f"{output}/lock").type.name == "NotFound"
+    assert not (tmp_path / f"{scheme}:").exists()

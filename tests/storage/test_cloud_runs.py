@@ -19,7 +19,7 @@ from pipeline.spec import load_spec
 from pipeline.storage import AZURITE_KEY
 
 from ..integration.conftest import run_cli, start_cli, write_job
-from .conftest import Azurite, committed_ids, part_infos, put, rows
+from .conftest import Azurite, assert_finished_output, committed_ids, part_infos, put, rows
 
 ROWS = 300
 
@@ -54,12 +54,7 @@ def test_embeddings_from_blob_to_blob(tmp_path: Path, azurite: Azurite, containe
     assert str(result.output) == f"abfs://{container}/out/job"
     ids = committed_ids(azurite.fs, f"{container}/out/job/results")
     assert sorted(ids) == [r["id"] for r in rows(120)]
-    table = pq.read_table(part_infos(azurite.fs, f"{container}/out/job/results")[0].path, filesystem=azurite.fs)
-    assert len(table.column("embedding")[0].as_py()) > 0
-    job = json.loads(azurite.fs.open_input_stream(f"{container}/out/job/job.json").read())
-    assert job["runs"][-1]["exit_code"] == 0
-    assert azurite.fs.get_file_info(f"{container}/out/job/lock").type.name == "NotFound"
-    assert not (tmp_path / "abfs:").exists()  # nothing written to a local look-alike of the URI
+    assert_finished_output(azurite.fs, f"{container}/out/job", tmp_path, "abfs")
 
 
 def test_rerun_skips_done_rows_and_status_export_read_the_cloud_output(

@@ -11,7 +11,6 @@ from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from pipeline.runner import RunOptions, run_job
@@ -19,7 +18,7 @@ from pipeline.spec import load_spec
 from pipeline.storage import StorageError, locate
 
 from ..integration.conftest import run_cli
-from .conftest import S3_SECRET, MotoS3, committed_ids, part_infos, put, rows
+from .conftest import S3_SECRET, MotoS3, assert_finished_output, committed_ids, part_infos, put, rows
 from .test_cloud_runs import cloud_job, jsonl, one_line_error, parquet
 
 PART_KEY = r"part-\d{6}\.parquet"
@@ -55,12 +54,7 @@ def test_embeddings_from_s3_to_s3(tmp_path: Path, moto_s3: MotoS3, bucket: str, 
     assert result.exit_code == 0, result.message
     assert str(result.output) == f"s3://{bucket}/out/job"
     assert sorted(assert_only_whole_parts(moto_s3, bucket)) == [r["id"] for r in rows(120)]
-    table = pq.read_table(part_infos(moto_s3.fs, f"{bucket}/out/job/results")[0].path, filesystem=moto_s3.fs)
-    assert len(table.column("embedding")[0].as_py()) > 0
-    job = json.loads(moto_s3.fs.open_input_stream(f"{bucket}/out/job/job.json").read())
-    assert job["runs"][-1]["exit_code"] == 0
-    assert moto_s3.fs.get_file_info(f"{bucket}/out/job/lock").type.name == "NotFound"
-    assert not (tmp_path / "s3:").exists()  # nothing written to a local look-alike of the URI
+    assert_finished_output(moto_s3.fs, f"{bucket}/out/job", tmp_path, "s3")
 
 
 def test_limited_run_then_resume_is_exactly_once_and_status_reads_s3(
