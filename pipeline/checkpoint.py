@@ -45,6 +45,12 @@ class IdSet:
         merged._sorted = np.unique(np.concatenate([s._sorted for s in sets])) if sets else merged._sorted
         return merged
 
+    def without(self, other: IdSet) -> IdSet:
+        """The ids in this set and not in `other`."""
+        rest = IdSet()
+        rest._sorted = np.setdiff1d(self._sorted, other._sorted, assume_unique=True)
+        return rest
+
     def __len__(self) -> int:
         return len(self._sorted)
 

@@ -17,6 +17,7 @@ from pipeline.redact import redact
 from pipeline.runner import (
     EXIT_ABORTED,
     EXIT_BAD_INPUT,
+    EXIT_INTERNAL,
     EXIT_LOCKED,
     EXIT_OUTPUT,
     RunOptions,
@@ -24,8 +25,6 @@ from pipeline.runner import (
 )
 from pipeline.sinks.parquet import OutputWriteError
 from pipeline.spec import load_spec
-
-EXIT_INTERNAL = 70
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -121,7 +120,7 @@ def run(job: Path, retry_failed: bool, force: bool, limit: int | None, max_durat
     if summary_json:
         summary_json.write_text(json.dumps({"exit_code": result.exit_code, **result.summary}, indent=2))
     if result.message:
-        failed = result.exit_code in (EXIT_ABORTED, EXIT_OUTPUT, EXIT_BAD_INPUT)  # not budgets or signals
+        failed = result.exit_code in (EXIT_ABORTED, EXIT_OUTPUT, EXIT_BAD_INPUT, EXIT_INTERNAL)  # not budgets, signals
         click.echo(("error: " if failed else "") + redact(result.message), err=True)
     sys.exit(result.exit_code)
 

@@ -9,7 +9,6 @@ writes its token, reads it back, and only a run that reads another's token stops
 from __future__ import annotations
 
 import json
-import logging
 import os
 import socket
 import uuid
@@ -17,13 +16,13 @@ from typing import Any, Protocol
 
 from pipeline.checkpoint import IdSet, LockHeld, OutputFolder, _alive, id_hash, now_iso
 from pipeline.errors import PipelineError
-from pipeline.redact import redact
+from pipeline.redact import get_logger, redact
 from pipeline.sinks.cloud import closed_cloud_parts, read_cloud_parts, unfinished_cloud_parts
 from pipeline.sinks.parquet import OutputWriteError
 from pipeline.spec import OutputSpec
 from pipeline.storage import Location, StorageError, first_line, locate
 
-log = logging.getLogger("pipeline")
+log = get_logger("pipeline")
 
 def open_output(spec: OutputSpec) -> Output:
     """The checkpoint behind `[output] path`: a local folder, or a prefix in object storage."""

@@ -3,6 +3,7 @@ what is already done, and whether the output folder was made by the same spec.""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,7 @@ class Preflight:
     total: int
     out: Output
     done: IdSet
+    failed_before: IdSet = dataclasses.field(default_factory=IdSet)  # in failures/ and not in results/
 
     def check_fingerprint(self, force: bool) -> None:
         job = self.out.read_job()
@@ -109,10 +111,11 @@ def preflight(spec: JobSpec, retry_failed: bool = False, read_done: bool = True)
     check_input(spec, endpoint, source)
     total = scan_ids(source)
     out = open_output(spec.output)
-    done = IdSet()
+    done = failed_before = IdSet()
     if read_done:
         out.prepare()
         done = out.ids_in(out.results)
         if not retry_failed:
-            done = IdSet.union(done, out.ids_in(out.failures))
-    return Preflight(spec, endpoint, source, total, out, done)
+            failed_before = out.ids_in(out.failures).without(done)
+            done = IdSet.union(done, failed_before)
+    return Preflight(spec, endpoint, source, total, out, done, failed_before)

@@ -54,12 +54,17 @@ class ProgressPrinter:
             self.stream.flush()
 
 
+def _failed_earlier(summary: dict[str, Any]) -> str:
+    earlier = summary.get("rows_failed_earlier")
+    return f"; {earlier} of them failed earlier" if earlier else ""
+
+
 def summary_text(summary: dict[str, Any], output: str) -> str:
     latency = summary.get("latency", {})
     retries = ", ".join(f"{k} {v}" for k, v in sorted(summary.get("retries", {}).items())) or "none"
     lines = [
         f"rows: {summary['rows_succeeded']} succeeded, {summary['rows_failed']} failed, "
-        f"{summary['rows_skipped']} skipped (already done)",
+        f"{summary['rows_skipped']} skipped (already done{_failed_earlier(summary)})",
         f"time: {summary['wall_time_s']:.1f} s, {summary['rows_per_s']:.1f} rows/s, {summary['requests']} requests",
         f"latency: p50 {latency.get('p50_ms')} ms, p95 {latency.get('p95_ms')} ms, p99 {latency.get('p99_ms')} ms",
         f"retries: {retries}; 429s: {summary.get('throttled_429', 0)}",

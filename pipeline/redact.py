@@ -7,7 +7,8 @@ import re
 
 _SECRETS: set[str] = set()
 _HEADER_VALUES = re.compile(
-    r"(?i)(api-key|authorization|ocp-apim-subscription-key)(['\"]?\s*[:=]\s*['\"]?)([^'\",\s}]+(?: [^'\",\s}]+)?)"
+    r"(?i)(api-key|authorization|ocp-apim-subscription-key)(['\"]?\s*[:=]\s*['\"]?)(?!\*\*\*)"  # masked once only
+    r"([^'\",\s}]+(?: [^'\",\s}]+)?)"
 )
 MASK = "***"
 
@@ -29,11 +30,26 @@ def redact(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Applied to every handler: formats the record, then masks what it holds."""
+    """Formats the record, then masks what it holds (its traceback too)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         record.msg, record.args = redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
         return True
+
+
+_FILTER = RedactingFilter()
+
+
+def get_logger(name: str) -> logging.Logger:
+    """A logger of ours whose records are masked before any handler sees them: a library caller's own
+    handlers (a notebook, Airflow) get masked text too, not only the CLI's. (A logger's filters do not
+    apply to its children's records, so each logger of ours gets the filter itself.)"""
+    logger = logging.getLogger(name)
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
+    return logger

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import json
-import logging
 import signal
 import ssl
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,19 +45,20 @@ from pipeline.errors import (
 )
 from pipeline.preflight import Preflight, preflight
 from pipeline.pricing import prices_for
-from pipeline.redact import redact
+from pipeline.redact import get_logger, redact
 from pipeline.sinks.files import OutputFiles
 from pipeline.sinks.parquet import OutputWriteError, PartWriter
+from pipeline.sinks.writer import WriterThread
 from pipeline.sources.base import Row
 from pipeline.spec import JobSpec, ServiceSpec
 from pipeline.stats import RunStats
 from pipeline.storage import Location
 from pipeline.version import __version__
 
-log = logging.getLogger("pipeline")
+log = get_logger("pipeline")
 
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_BAD_INPUT, EXIT_ABORTED = 0, 1, 2, 3
-EXIT_BUDGET, EXIT_OUTPUT, EXIT_LOCKED = 4, 5, 75
+EXIT_BUDGET, EXIT_OUTPUT, EXIT_INTERNAL, EXIT_LOCKED = 4, 5, 70, 75
 T = TypeVar("T")
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -141,23 +143,33 @@ class Job:
         self.files: OutputFiles | None = None
         self.prices = prices_for(spec)
         self._deadline = time.monotonic() + options.max_duration_s if options.max_duration_s else None
-        # Parts (and batch input files) are written on one thread of their own: asyncio.to_thread
-        # hands each write to whichever pool thread is free, and pyarrow's allocator keeps memory
-        # for every thread that wrote (35-55 MB of peak RSS that one thread does not cost).
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parts")
+        self._writer = WriterThread()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._committing: PartWriter | None = None  # whose part is being written on the writer thread
+        self._committed = asyncio.Event()  # set after each part write: workers held by a full buffer go on
+        self._due = asyncio.Event()  # a buffer reached flush_rows: commit now, not at the next tick
 
     async def on_writer_thread(self, call: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._writer, call, *args)
+        return await self._writer.run(call, *args)
 
     def close(self) -> None:
-        """Stop the writer thread, after any write on it has finished."""
-        self._writer.shutdown(wait=True)
+        """Stop the writer thread, after every write handed to it has finished."""
+        self._writer.close()
+
+    def bind_loop(self) -> None:
+        """Remember the loop the job runs on: events and failure rows from other threads go through it."""
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
 
     def cost(self) -> float:
         s = self.stats
         return self.prices.cost(s.tokens_in, s.tokens_out, s.images, s.audio_seconds) if self.prices else 0.0
 
     def emit(self, kind: str, **data: Any) -> None:
+        if self._off_loop():
+            self._loop.call_soon_threadsafe(functools.partial(self.emit, kind, **data))  # type: ignore[union-attr]
+            return
         self.stats.handle(kind, **data)
         if self.options.on_event is not None:
             self.options.on_event(kind, **data)
@@ -178,7 +190,7 @@ class Job:
     def _prepared(self, rows: Iterator[Row]) -> Iterator[Item]:
         for row in rows:
             if row.id in self.plan.done:
-                self.emit("skipped", rows=1)
+                self.emit("skipped", rows=1, failed_earlier=row.id in self.plan.failed_before)
                 continue
             if self._budget_reached():
                 return
@@ -279,6 +291,7 @@ class Job:
             self._fail_rows([item.row for item in batch], error, "internal")
             return
         self.any_success = True
+        await self._room_for(self.results)
         latency_ms = round(response.latency_s * 1000, 2)
         tokens_in = tokens_out = images = 0
         audio_seconds = 0.0
@@ -295,6 +308,7 @@ class Job:
         crash_point("runner.added")  # test hook: answered, buffered, not yet committed
         self.emit("done", rows=len(batch), latency_s=response.latency_s, tokens_in=tokens_in, tokens_out=tokens_out,
                   images=images, audio_seconds=audio_seconds)
+        self._note_added(self.results)
 
     async def _split(self, client: ServiceClient, batch: list[Item]) -> None:
         """A batched request refused for its content: one row in it is bad, the others may be fine.
@@ -310,30 +324,74 @@ class Job:
             return
         self._fail_rows([item.row for item in batch], error, "request")
 
+    def _off_loop(self) -> bool:
+        """Whether this is another thread than the loop's (batch input files are written on the writer's)."""
+        return self._loop_thread is not None and threading.get_ident() != self._loop_thread
+
     def _fail_rows(self, rows: list[Row], error: BaseException, stage: str) -> None:
+        if self._off_loop():  # buffers and counters belong to the loop's thread
+            self._loop.call_soon_threadsafe(self._fail_rows, rows, error, stage)  # type: ignore[union-attr]
+            return
         for row in rows:
             self.failures.add(failure_record(row, error, stage))
         code = (error.code if isinstance(error, APIError) else None) or _code_for(error)
         self.emit("failed", rows=len(rows), code=code, requested=stage == "request")
+        self._note_added(self.failures)
 
     # ---- committing
 
+    def _note_added(self, writer: PartWriter) -> None:
+        """A buffer that reached flush_rows is committed now, not at the next tick (bounds a crash's redo)."""
+        if len(writer) >= writer.flush_rows:
+            self._due.set()
+
+    async def _room_for(self, writer: PartWriter) -> None:
+        """Hold a worker's answer while that buffer's last part is being written. What a crash can cost is
+        then one part being written (about flush_rows) plus the answers held (the requests in flight),
+        never a part being written and a second buffer filled behind it. The loop itself never waits."""
+        while self._committing is writer and not self.stopping.is_set():
+            self._committed.clear()
+            await self._committed.wait()
+
     async def flush_loop(self) -> None:
+        """Commit each buffer once it is due: at flush_rows at once, at flush_seconds within 0.1 s."""
         while True:
-            await asyncio.sleep(0.1)
+            with contextlib.suppress(TimeoutError):  # not wait_for: on 3.11 it can swallow the run's cancel
+                async with asyncio.timeout(0.1):
+                    await self._due.wait()
+            self._due.clear()
             await self.flush(only_due=True)
 
-    async def flush(self, only_due: bool = False) -> None:
+    async def flush(self, only_due: bool = False) -> bool:
+        """Commit the buffers (those due); whether all went well. A write that fails stops the run: its rows
+        stay uncommitted, so the next run sends them again; the flusher itself never dies of it."""
+        ok = True
         for writer in (self.results, self.failures):
             if only_due and not writer.due():
                 continue
             taken = writer.take()
-            if taken is not None:
-                try:
-                    await self.on_writer_thread(writer.write, *taken)
-                except OutputWriteError as exc:
-                    self.stop(EXIT_OUTPUT, str(exc))
-                    raise
+            if taken is None:
+                continue
+            self._committing = writer
+            try:
+                await self.on_writer_thread(writer.write, *taken)
+            except OutputWriteError as exc:
+                ok = False
+                self.stop(EXIT_OUTPUT, str(exc))
+            except Exception as exc:  # a bug or a value pyarrow refuses: the run stops, the rows are redone
+                ok = False
+                log.debug("part write failed", exc_info=True)
+                self.stop(EXIT_INTERNAL, f"internal error: could not write part {taken[0]} of {writer.folder} "
+                          f"({type(exc).__name__}: {redact(str(exc)[:300])}); its {len(taken[1])} rows were not "
+                          "committed and a rerun sends them again")
+            finally:
+                self._committing = None
+                self._committed.set()
+        return ok
+
+    def uncommitted(self) -> tuple[int, int]:
+        """(results, failures) this run counted but did not commit: both 0 at the end of every sound run."""
+        return self.stats.succeeded - self.results.written, self.stats.failed - self.failures.written
 
 
 def _blames_content(error: APIError) -> bool:
@@ -397,8 +455,12 @@ def _ssl_context(spec: JobSpec) -> ssl.SSLContext | bool:
     return ssl.create_default_context(cafile=str(spec.service.ca_bundle))
 
 
-async def _run_async(spec: JobSpec, options: RunOptions, plan: Preflight, out: Output) -> Job:
+async def _run_async(spec: JobSpec, options: RunOptions, plan: Preflight, out: Output,
+                     control: RunControl | None = None) -> Job:
     job = Job(spec, options, plan, out)
+    job.bind_loop()
+    control = control or RunControl()
+    control.attach(job)
     total_connections = spec.limits.concurrency * max(1, len(spec.deployments()))
     connector = aiohttp.TCPConnector(limit=total_connections, limit_per_host=spec.limits.concurrency,
                                      ttl_dns_cache=300, ssl=_ssl_context(spec))
@@ -408,7 +470,7 @@ async def _run_async(spec: JobSpec, options: RunOptions, plan: Preflight, out: O
         client = ServiceClient(spec, router, session, job.emit)
         job.files = OutputFiles(out.path, client.download)
         try:
-            with _signals(job, options):
+            with _signals(job, options, control):
                 await _drive(job, client, router)
         finally:
             job.close()
@@ -427,14 +489,11 @@ async def _drive(job: Job, client: ServiceClient, router: Router) -> None:
     try:
         await _wait_workers(job, workers)
     finally:
-        producer.cancel()
-        flusher.cancel()
-        reporter.cancel()
-        for task in workers:
+        # Cancelling the flusher mid-write is safe: the write itself is shielded (on_writer_thread).
+        for task in (producer, flusher, reporter, *workers):
             task.cancel()
         await asyncio.gather(producer, flusher, reporter, *workers, return_exceptions=True)
-        with contextlib.suppress(OutputWriteError):
-            await job.flush()
+        await job.flush()
 
 
 async def _report_progress(job: Job, router: Router) -> None:
@@ -462,25 +521,14 @@ async def _wait_workers(job: Job, workers: list[asyncio.Task[None]]) -> None:
 
 
 @contextlib.contextmanager
-def _signals(job: Job, options: RunOptions) -> Iterator[None]:
+def _signals(job: Job, options: RunOptions, control: RunControl) -> Iterator[None]:
     """SIGINT/SIGTERM: stop taking rows and drain; a second signal stops at once."""
-    if not options.handle_signals:
-        yield
+    if not options.handle_signals or threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set signal handlers; run_job relays Ctrl-C from its caller instead
         return
     loop = asyncio.get_running_loop()
-    current = asyncio.current_task()
-
-    def on_signal(signum: signal.Signals) -> None:
-        if job.stopping.is_set() and job.stop_code in EXIT_SIGNAL.values():
-            job.options.drain_s = 0
-            if current is not None:
-                current.cancel()
-            return
-        log.warning("%s received: finishing requests in flight, then stopping (again to stop now)", signum.name)
-        job.stop(EXIT_SIGNAL[signum], f"interrupted by {signum.name}; run again to resume")
-
     for signum in EXIT_SIGNAL:
-        loop.add_signal_handler(signum, on_signal, signum)
+        loop.add_signal_handler(signum, control.on_loop, f"interrupted by {signum.name}", EXIT_SIGNAL[signum])
     try:
         yield
     finally:
@@ -488,10 +536,76 @@ def _signals(job: Job, options: RunOptions) -> Iterator[None]:
             loop.remove_signal_handler(signum)
 
 
+class RunControl:
+    """Stops a run from another thread (run_job's caller, while the job runs on a thread of its own)."""
+
+    def __init__(self) -> None:
+        self._job: Job | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._lock = threading.Lock()
+        self._early: str | None = None  # a stop asked for before the job started
+        self.cancelled = False
+
+    def attach(self, job: Job) -> None:
+        with self._lock:
+            self._job, self._task = job, asyncio.current_task()
+            early, self._early = self._early, None
+        if early is not None:
+            self.on_loop(early)
+
+    def stop(self, reason: str) -> None:
+        """Finish the requests in flight, then stop (as a first Ctrl-C does); a second call stops at once."""
+        with self._lock:
+            job = self._job
+            if job is None:
+                self._early = reason
+                return
+        assert job._loop is not None
+        job._loop.call_soon_threadsafe(self.on_loop, reason)
+
+    def on_loop(self, reason: str, code: int = 130) -> None:
+        job = self._job
+        assert job is not None
+        if job.stopping.is_set() and job.stop_code in EXIT_SIGNAL.values():
+            job.options.drain_s = 0
+            self.cancelled = True
+            if self._task is not None:
+                self._task.cancel()
+            return
+        log.warning("%s: finishing requests in flight, then stopping (again to stop now)", reason)
+        job.stop(code, f"{reason}; run again to resume")
+
+
 def run_job(spec: JobSpec, options: RunOptions | None = None) -> RunResult:
-    """Run a job to completion (or a stop) and return its exit code and summary."""
+    """Run a job to completion (or a stop) and return its exit code and summary.
+
+    Works inside a running event loop too (Jupyter, async code): the job then runs on a thread of its
+    own with its own loop, while this thread delivers its events and relays Ctrl-C as a clean stop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(run_job_async(spec, options))
+    return _run_on_own_thread(spec, options or RunOptions())
+
+
+async def run_job_async(spec: JobSpec, options: RunOptions | None = None,
+                        control: RunControl | None = None) -> RunResult:
+    """Run a job on the running event loop; callbacks in `options` are called on this loop's thread."""
     options = options or RunOptions()
-    plan = preflight(spec, options.retry_failed)
+    control = control or RunControl()
+    try:
+        return await _run_checked(spec, options, control)
+    except asyncio.CancelledError:
+        if control.cancelled:  # a second Ctrl-C, not the caller cancelling us
+            raise PipelineError("stopped at once by a second interrupt; run again to resume") from None
+        raise
+    except Exception as exc:  # library callers get the same masked messages as the CLI prints
+        exc.args = tuple(redact(a) if isinstance(a, str) else a for a in exc.args)
+        raise
+
+
+async def _run_checked(spec: JobSpec, options: RunOptions, control: RunControl) -> RunResult:
+    plan = await asyncio.to_thread(preflight, spec, options.retry_failed)  # reads every id: off the loop
     out = plan.out
     warning = out.acquire_lock()
     if warning:
@@ -504,18 +618,59 @@ def run_job(spec: JobSpec, options: RunOptions | None = None) -> RunResult:
             log.info("removed %d unfinished temp file(s) left by an earlier run", removed)
         plan.check_fingerprint(options.force)
         if spec.service.mode == "batch":
-            from pipeline.batch import run_batch_job
+            from pipeline.batch.engine import run_batch_job_async
 
             assert isinstance(out, OutputFolder)  # the spec refuses batch mode on a cloud output
-            job = run_batch_job(spec, options, plan, out)
-            return _finish(job, started)
-        try:
-            job = asyncio.run(_run_async(spec, options, plan, out))
-        except asyncio.CancelledError:
-            raise PipelineError("stopped at once by a second signal; run again to resume") from None
+            job = await run_batch_job_async(spec, options, plan, out, control)
+        else:
+            job = await _run_async(spec, options, plan, out, control)
         return _finish(job, started)
     finally:
         out.release_lock()
+
+
+def _run_on_own_thread(spec: JobSpec, options: RunOptions) -> RunResult:
+    """run_job called from a thread whose loop is running: run on another thread, relay events back."""
+    import queue
+
+    calls: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+    relayed = dataclasses.replace(
+        options, handle_signals=False,
+        on_event=(lambda kind, **data: calls.put(lambda: options.on_event(kind, **data)))  # type: ignore[misc]
+        if options.on_event else None,
+        on_progress=(lambda stats, state: calls.put(lambda: options.on_progress(stats, state)))  # type: ignore[misc]
+        if options.on_progress else None)
+    control = RunControl()
+    outcome: list[RunResult | BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(asyncio.run(run_job_async(spec, relayed, control)))
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append(exc)
+        finally:
+            calls.put(None)
+
+    worker = threading.Thread(target=run, name="pipeline-job", daemon=True)
+    worker.start()
+    _relay(calls, control)
+    worker.join()
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
+def _relay(calls: Any, control: RunControl) -> None:
+    """Call the job's callbacks on this thread until it ends; Ctrl-C (a notebook's interrupt) stops it."""
+    while True:
+        try:
+            call = calls.get()
+        except KeyboardInterrupt:
+            control.stop("interrupted")
+            continue
+        if call is None:
+            return
+        call()
 
 
 def _finish(job: Job, started: str) -> RunResult:
@@ -524,13 +679,34 @@ def _finish(job: Job, started: str) -> RunResult:
     if job.prices is not None:
         summary["cost"] = {"amount": round(job.cost(), 6), "currency": "USD", "estimated": job.prices.estimated,
                            "prices": job.prices.source}
-    code = job.stop_code if job.stop_code is not None else (EXIT_ROWS_FAILED if job.stats.failed else EXIT_OK)
+    code, message = _outcome(job)
     history = (job.out.read_job() or {}).get("runs", [])[-49:]
     history.append({"started": started, "ended": now_iso(), "exit_code": code, "summary": summary,
-                    "message": job.stop_message})
+                    "message": message})
     job.out.write_job({
         "name": job.spec.name, "tool_version": __version__, "endpoint": job.spec.endpoint,
         "spec_file": str(job.spec.source_file), "fingerprint": job.spec.fingerprint(),
         "fingerprint_fields": job.spec.fingerprint_fields(), "runs": history, "last_summary": summary,
     })
-    return RunResult(code, summary, job.out.path, job.stop_message, job.stats)
+    return RunResult(code, summary, job.out.path, redact(message) if message else None, job.stats)
+
+
+def _outcome(job: Job) -> tuple[int, str | None]:
+    """The exit code and message: a stop's own, else whether every row of the input is now done.
+
+    The end-of-run check comes first: rows counted as answered that no part holds mean a write was
+    lost, which must never pass as success (a rerun redoes them)."""
+    results, failures = job.uncommitted()
+    if results or failures:
+        lost = f"{results} answered row(s) and {failures} failure row(s) this run counted were not committed"
+        if job.stop_code in (EXIT_OUTPUT, EXIT_INTERNAL):
+            return job.stop_code, f"{job.stop_message}; {lost}"
+        return EXIT_INTERNAL, f"internal error: {lost}; run again to redo them (please report this)"
+    if job.stop_code is not None:
+        return job.stop_code, job.stop_message
+    if job.stats.failed:
+        return EXIT_ROWS_FAILED, None
+    if job.stats.failed_earlier:
+        return EXIT_ROWS_FAILED, (f"{job.stats.failed_earlier} row(s) failed in earlier runs and were not sent "
+                                  "again; `pipeline failures` lists them, `pipeline run --retry-failed` retries them")
+    return EXIT_OK, None

@@ -134,6 +134,7 @@ class LimitsSpec:
     max_rows: int | None = None
     max_tokens: int | None = None
     max_cost: float | None = None
+    max_answer_bytes: int | None = None  # None: the route's default (client/transport.py ANSWER_CAPS)
 
 
 @dataclass(frozen=True)
@@ -561,6 +562,7 @@ def _parse_limits(sec: _Section, endpoint: str) -> LimitsSpec:
         max_rows=sec.take_positive("max_rows", int),
         max_tokens=sec.take_positive("max_tokens", int),
         max_cost=sec.take_positive("max_cost", float, minimum=0),
+        max_answer_bytes=sec.take_positive("max_answer_bytes", int, minimum=1024),
     )
     if spec.batch_size > 2048:
         raise sec.error("batch_size", f"at most 2048 inputs per embeddings request, got {spec.batch_size}")

@@ -17,6 +17,7 @@ class RunStats:
     succeeded: int = 0
     failed: int = 0
     skipped: int = 0
+    failed_earlier: int = 0  # of the skipped: rows whose earlier failure stands (not sent again)
     requests: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
@@ -50,8 +51,10 @@ class RunStats:
         if requested:
             self.requests += 1
 
-    def _on_skipped(self, rows: int) -> None:
+    def _on_skipped(self, rows: int, failed_earlier: bool = False) -> None:
         self.skipped += rows
+        if failed_earlier:
+            self.failed_earlier += rows
 
     def _on_retry(self, cause: str, attempt: int) -> None:
         self.retries[cause] += 1
@@ -88,6 +91,7 @@ class RunStats:
             "rows_succeeded": self.succeeded,
             "rows_failed": self.failed,
             "rows_skipped": self.skipped,
+            "rows_failed_earlier": self.failed_earlier,
             "requests": self.requests,
             "wall_time_s": round(elapsed, 3),
             "rows_per_s": round(self.succeeded / elapsed, 2),

@@ -9,6 +9,6 @@ engine.py  BatchJob: submit -> poll -> collect, resubmission, the online fallbac
 from __future__ import annotations
 
 from pipeline.batch.book import batch_summary, summary_lines
-from pipeline.batch.engine import BatchJob, run_batch_job
+from pipeline.batch.engine import BatchJob, run_batch_job_async
 
-__all__ = ["BatchJob", "batch_summary", "run_batch_job", "summary_lines"]
+__all__ = ["BatchJob", "batch_summary", "run_batch_job_async", "summary_lines"]

@@ -1,7 +1,8 @@
 """The Files and Batch APIs of one service: upload, create, get, find, download, delete.
 
 Each call goes through the job's auth and the shared tenacity retry policy; one attempt turns
-the HTTP outcome into an answer or a typed error with transport.status_error, as online calls do.
+the HTTP outcome into an answer or a typed error with transport.answer_error, as online calls do
+(redirects refused, answers read up to a cap).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from pipeline.batch.lines import batch_api_url
 from pipeline.client.auth import Auth
 from pipeline.client.retry import retry_cause, retry_policy
 from pipeline.client.service import USER_AGENT
-from pipeline.client.transport import build_form, proxy_for, status_error
+from pipeline.client.transport import MiB, answer_error, build_form, proxy_for, read_capped
 from pipeline.endpoints.base import FormPart
 from pipeline.errors import APIConnectionError, APITimeoutError, InvalidResponseError
 from pipeline.spec import JobSpec
 
 CHUNK = 1 << 20
+ANSWER_CAP = 16 * MiB  # a file or batch object, a page of 100 batches: kilobytes
 FILE_CHECK_S = 5.0  # how often to ask whether an upload Azure is still validating ("pending") is ready
 
 
@@ -99,9 +101,9 @@ class BatchAPI:
     async def _download_once(self, url: str, destination: Path) -> None:
         try:
             async with self.session.get(url, headers=await self._headers(), proxy=proxy_for(url),
-                                        timeout=self._transfer_timeout) as resp:
-                if resp.status >= 400:
-                    raise status_error(resp.status, _lower(resp.headers), await resp.read())
+                                        timeout=self._transfer_timeout, allow_redirects=False) as resp:
+                if resp.status >= 300:
+                    raise await answer_error(resp, url)
                 temp = destination.with_name(destination.name + ".part.tmp")
                 with open(temp, "wb") as handle:
                     async for chunk in resp.content.iter_chunked(CHUNK):
@@ -126,11 +128,13 @@ class BatchAPI:
         """One attempt -> the decoded JSON answer, or a typed error."""
         data = build_form(form()) if form is not None else None
         try:
+            # Redirects are refused, as online: aiohttp would carry the api-key header to any host.
             async with self.session.request(method, url, json=body, data=data, params=params, proxy=proxy_for(url),
-                                            headers=await self._headers(), timeout=timeout) as resp:
-                raw = await resp.read()
-                if resp.status >= 400:
-                    raise status_error(resp.status, _lower(resp.headers), raw)
+                                            headers=await self._headers(), timeout=timeout,
+                                            allow_redirects=False) as resp:
+                if resp.status >= 300:
+                    raise await answer_error(resp, url)
+                raw = await read_capped(resp, ANSWER_CAP)
         except TimeoutError:
             raise APITimeoutError(f"no answer within {timeout.total or timeout.sock_read} s") from None
         except aiohttp.ClientError as exc:
@@ -143,7 +147,3 @@ class BatchAPI:
 
     async def _headers(self) -> dict[str, str]:
         return {**await self.auth.headers(), "User-Agent": USER_AGENT}
-
-
-def _lower(headers: Any) -> dict[str, str]:
-    return {k.lower(): v for k, v in headers.items()}

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 from array import array
 from collections.abc import Iterable, Iterator
@@ -32,8 +31,9 @@ import numpy as np
 from pipeline.batch.lines import ids_name, input_name
 from pipeline.checkpoint import id_hash, now_iso
 from pipeline.errors import PipelineError
+from pipeline.redact import get_logger
 
-log = logging.getLogger("pipeline.batch")
+log = get_logger("pipeline.batch")
 
 STATE_FILE = "batches.json"
 FOLDER = "batches"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import logging
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -49,15 +48,16 @@ from pipeline.errors import (
     InputError,
     NotFoundError,
     PermissionDeniedError,
-    PipelineError,
 )
 from pipeline.preflight import Preflight
+from pipeline.redact import get_logger
 from pipeline.runner import (
     EXIT_ABORTED,
     EXIT_BAD_INPUT,
     EXIT_BUDGET,
     EXIT_OUTPUT,
     Job,
+    RunControl,
     RunOptions,
     _keep_value,
     _run_async,
@@ -71,7 +71,7 @@ from pipeline.sources.base import Row, Source
 from pipeline.spec import JobSpec
 from pipeline.stats import RunStats
 
-log = logging.getLogger("pipeline.batch")
+log = get_logger("pipeline.batch")
 T = TypeVar("T")
 
 BATCH_DISCOUNT = 0.5  # the Batch API's price against list prices (Azure global batch and OpenAI)
@@ -296,7 +296,8 @@ class BatchJob(Job):
                 for position, _, _ in missing:
                     index.seen[position] = 1  # failed with the batch's reason: written like the rest
             self.written = self.written.union(index.seen_hashes())
-        await self.flush()
+        if not await self.flush():
+            return  # not committed: the batch stays uncollected and the next run collects it again
         crash_point("batch.flushed")  # test hook: results committed, the batch not yet marked collected
         record.collected = True
         record.outcome = {**outcome, "not_run": len(missing)}
@@ -386,12 +387,12 @@ class BatchJob(Job):
 
     # ---- online fallback
 
-    async def run_online(self) -> None:
+    async def run_online(self, control: RunControl) -> None:
         """Send the rows the batches did not run through the online engine (fallback = "online")."""
         ids, self.not_run = self.not_run, set()
         log.info("%d row(s) the batches did not run go to the online API", len(ids))
         plan = dataclasses.replace(self.plan, source=OnlyRows(self.plan.source, ids), total=len(ids))
-        online = await _run_async(self.spec, dataclasses.replace(self.options, limit=None), plan, self.out)
+        online = await _run_async(self.spec, dataclasses.replace(self.options, limit=None), plan, self.out, control)
         self._absorb(online)
 
     def _absorb(self, online: Job) -> None:
@@ -400,6 +401,8 @@ class BatchJob(Job):
             setattr(mine, name, getattr(mine, name) + getattr(theirs, name))
         mine.retries.update(theirs.retries)
         mine.failures_by_code.update(theirs.failures_by_code)
+        self.results.written += online.results.written  # what both committed, for the end-of-run check
+        self.failures.written += online.failures.written
         self.online_stats = theirs
         if online.stop_code is not None:
             self.finish_early(online.stop_code, online.stop_message)
@@ -441,28 +444,23 @@ def _completion_ceiling(spec: JobSpec) -> int:
 # --------------------------------------------------------------------------- entry point
 
 
-def run_batch_job(spec: JobSpec, options: RunOptions, plan: Preflight, out: OutputFolder) -> Job:
-    """Run a job in batch mode (called by runner.run_job); returns the Job the runner summarises."""
-    try:
-        return asyncio.run(_run(spec, options, plan, out))
-    except asyncio.CancelledError:
-        raise PipelineError("stopped at once by a second signal; batches keep running at the service: "
-                            "run again to resume polling them") from None
-
-
-async def _run(spec: JobSpec, options: RunOptions, plan: Preflight, out: OutputFolder) -> BatchJob:
+async def run_batch_job_async(spec: JobSpec, options: RunOptions, plan: Preflight, out: OutputFolder,
+                              control: RunControl) -> Job:
+    """Run a job in batch mode (called by runner.run_job_async); returns the Job the runner summarises."""
     job = BatchJob(spec, options, plan, out)
+    job.bind_loop()
+    control.attach(job)
     auth = make_auth(spec.service, options.credential)
     connector = aiohttp.TCPConnector(limit=4, ssl=_ssl_context(spec))
     async with local_emulator(spec) as local_url, aiohttp.ClientSession(
             connector=connector, trust_env=False, headers={"User-Agent": USER_AGENT}) as session:
         api = BatchAPI(spec, local_url or spec.service.base_url or "", session, auth, job.emit)
         try:
-            with _signals(job, options):
+            with _signals(job, options, control):
                 await job.run(api)
         finally:
             job.close()
         await auth.close()
     if job.not_run and job.stop_code is None and spec.service.fallback == "online":
-        await job.run_online()
+        await job.run_online(control)
     return job

@@ -11,7 +11,6 @@ the pacer of a deployment that a 429 has held or slowed goes back to the Router 
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Callable
 
@@ -21,9 +20,10 @@ from pipeline.client.transport import proxy_for
 from pipeline.client.urls import model_in_body, request_url
 from pipeline.endpoints.base import FormPart, Request
 from pipeline.errors import APIConnectionError, JobAborted
+from pipeline.redact import get_logger
 from pipeline.spec import ServiceSpec
 
-log = logging.getLogger("pipeline")
+log = get_logger("pipeline")
 UNPACED_RATE = 1e6  # requests/s assumed for a deployment without a request or token limit
 MAX_COOL_DOWN_S = 10.0
 SIZE_WEIGHT = 0.05  # weight of the newest request in the running mean of request sizes

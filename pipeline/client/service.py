@@ -12,7 +12,7 @@ from tenacity import RetryCallState
 from pipeline.client.deployment import Deployment, DeploymentDropped, Router
 from pipeline.client.limiter import Rerouted
 from pipeline.client.retry import retry_cause, retry_policy
-from pipeline.client.transport import fetch_bytes, send_once
+from pipeline.client.transport import DEFAULT_ANSWER_CAP, fetch_bytes, send_once
 from pipeline.endpoints.base import HttpResponse, Request
 from pipeline.errors import (
     APIConnectionError,
@@ -23,10 +23,11 @@ from pipeline.errors import (
     PermissionDeniedError,
     RateLimitError,
 )
+from pipeline.redact import get_logger
 from pipeline.spec import JobSpec
 from pipeline.version import __version__
 
-log = logging.getLogger("pipeline.http")
+log = get_logger("pipeline.http")
 USER_AGENT = f"aoai-pipeline/{__version__} (+aiohttp)"
 
 
@@ -78,7 +79,8 @@ class ServiceClient:
         """GET a file the service pointed to (an image URL), with the same retries and timeout."""
         async for attempt in self._policy.copy():
             with attempt:
-                return await fetch_bytes(self.session, url, self._timeout)
+                return await fetch_bytes(self.session, url, self._timeout,
+                                         self.spec.limits.max_answer_bytes or DEFAULT_ANSWER_CAP)
         raise AssertionError("unreachable: tenacity reraises")
 
     async def _attempt(self, request: Request, attempt: int) -> HttpResponse:
@@ -118,7 +120,7 @@ class ServiceClient:
             headers["Content-Type"] = "application/json"
         try:
             response = await send_once(self.session, url, headers, request, body, self._timeout, form,
-                                       deployment.proxy)
+                                       deployment.proxy, self.spec.limits.max_answer_bytes)
         except RateLimitError as error:
             deployment.pacer.on_rate_limited(error.retry_after, generation)
             self._on_event("throttled", retry_after=error.retry_after)

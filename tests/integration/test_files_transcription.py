@@ -120,7 +120,8 @@ def test_table_input_translation_and_resume(tmp_path: Path, emulator) -> None:
     (failure,) = read_dataset(tmp_path / "out" / "failures")
     assert failure["id"] == "c" and "cannot read the audio file" in failure["message"]
     second = run_job(load_spec(spec))
-    assert second.exit_code == 0 and second.summary["rows_skipped"] == 3
+    assert second.exit_code == 1 and second.summary["rows_skipped"] == 3  # "c" failed earlier and still stands
+    assert second.summary["rows_failed_earlier"] == 1
     assert emulator.stats()["by_op"] == {"audio/translations": 2}
 
 

@@ -168,7 +168,10 @@ def test_retry_failed_sends_earlier_failures_again(tmp_path: Path, emulator) -> 
                      limits={"batch_size": 1})
     assert run_cli("run", str(spec), "-q").returncode == 1
     again = run_cli("run", str(spec), "-q")
-    assert again.returncode == 0  # earlier failures are left alone without --retry-failed
+    # Earlier failures are left alone without --retry-failed, and the exit code still says they stand:
+    # cron and Airflow read only that.
+    assert again.returncode == 1
+    assert "1 row(s) failed in earlier runs" in again.stderr and "--retry-failed" in again.stderr
     assert "once" not in result_ids(tmp_path / "out")
     assert run_cli("run", str(spec), "-q", "--retry-failed").returncode == 0
     assert sorted(result_ids(tmp_path / "out")) == sorted([*(r["id"] for r in corpus(4)), "once"])

@@ -134,5 +134,6 @@ def test_a_resumed_run_does_not_retry_bad_rows_unless_asked(tmp_path: Path, emul
     assert run_job(load_spec(spec)).exit_code == 1
     requests = emulator.stats()["requests"]
     again = run_job(load_spec(spec))
-    assert again.exit_code == 0 and emulator.stats()["requests"] == requests
+    assert again.exit_code == 1 and emulator.stats()["requests"] == requests  # "b" still stands failed
+    assert again.summary["rows_failed_earlier"] == 1 and "--retry-failed" in (again.message or "")
     assert json.loads((tmp_path / "out" / "job.json").read_text())["last_summary"]["rows_skipped"] == 3
