@@ -49,6 +49,8 @@ bench: setup
 
 soak: setup
 	$(BIN)/python -m bench.soak
+	# the commit stress test of tests/reliability at 25x its runs: short runs on a loaded host, each checked
+	PIPELINE_STRESS_RUNS=300 $(BIN)/pytest -q -p no:cacheprovider --timeout 1800 tests/reliability/test_commit_invariant.py -k busy_host
 
 emulator: setup
 	$(BIN)/pipeline emulator --port $${PORT:-8000}

@@ -7,7 +7,8 @@
     └── APIError                  one request's outcome, as the openai SDK names it
         ├── APIConnectionError    transport failed (reset, refused, truncated body)
         │   └── APITimeoutError
-        ├── InvalidResponseError  2xx with a body we cannot parse
+        ├── InvalidResponseError  2xx with a body we cannot parse, or a value its column cannot hold
+        │   └── AnswerCountError  not one result per input (several inputs: split the batch, don't retry)
         └── APIStatusError        an HTTP error status
             ├── BadRequestError            400
             │   └── ContentFilterError     400 content_filter / content_policy_violation
@@ -74,6 +75,16 @@ class APITimeoutError(APIConnectionError):
 
 class InvalidResponseError(APIError):
     pass
+
+
+@dataclass
+class AnswerCountError(InvalidResponseError):
+    """An answer with more or fewer results than the request had inputs (a gateway that answers 16
+    inputs with 1 vector). The same request would get the same answer: with several inputs the runner
+    halves the batch instead of retrying it; a single input is retried like any invalid answer."""
+
+    expected: int = 0
+    got: int = 0
 
 
 class APIStatusError(APIError):

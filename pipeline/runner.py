@@ -33,6 +33,7 @@ from pipeline.cloud_checkpoint import Output
 from pipeline.crashpoints import crash_point
 from pipeline.endpoints.base import Endpoint, Item, RowError
 from pipeline.errors import (
+    AnswerCountError,
     APIError,
     AuthenticationError,
     BadRequestError,
@@ -395,7 +396,11 @@ class Job:
 
 
 def _blames_content(error: APIError) -> bool:
-    """400, 413 and 422 refuse what was sent: with several rows in one request, maybe one row."""
+    """400, 413 and 422 refuse what was sent: with several rows in one request, maybe one row.
+    An answer with more or fewer results than inputs is split too: the same request would get the
+    same answer (retry.splits_instead keeps it from being retried), smaller ones may not."""
+    if isinstance(error, AnswerCountError):
+        return True
     return isinstance(error, BadRequestError | UnprocessableEntityError) or error.status == 413
 
 

@@ -8,7 +8,7 @@ import pipeline
 def test_all_names_exist_and_nothing_else_is_promised() -> None:
     assert set(pipeline.__all__) == {
         "APIError", "InputError", "JobAborted", "JobSpec", "PipelineError", "RunOptions", "RunResult",
-        "SpecError", "__version__", "load_spec", "run_job",
+        "SpecError", "__version__", "load_spec", "run_job", "run_job_async",
     }
     for name in pipeline.__all__:
         assert hasattr(pipeline, name), name

@@ -9,7 +9,7 @@ from typing import Any
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_base, wait_exponential_jitter
 
-from pipeline.errors import APIError, is_retryable
+from pipeline.errors import AnswerCountError, APIError, is_retryable
 
 
 class wait_retry_after(wait_base):
@@ -27,13 +27,23 @@ class wait_retry_after(wait_base):
         return float(self.fallback(retry_state))
 
 
+def splits_instead(error: BaseException) -> bool:
+    """A miscounted answer to several inputs: sent again unchanged it would be answered the same way,
+    so it is not retried; the runner halves the batch instead (see runner._blames_content)."""
+    return isinstance(error, AnswerCountError) and error.expected > 1
+
+
+# Transient failures, except those the runner answers by splitting the batch.
+retry_transient = retry_if_exception(is_retryable) & retry_if_exception(lambda error: not splits_instead(error))
+
+
 def retry_policy(max_attempts: int, max_wait: float,
                  before_sleep: Callable[[RetryCallState], Any] | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> AsyncRetrying:
     """The shared policy; call `.copy()` for each request (tenacity keeps per-call state on it)."""
     return AsyncRetrying(
         stop=stop_after_attempt(max_attempts),
-        retry=retry_if_exception(is_retryable),
+        retry=retry_transient,
         wait=wait_retry_after(wait_exponential_jitter(multiplier=0.5, max=min(8.0, max_wait), jitter=0.5), max_wait),
         before_sleep=before_sleep,
         sleep=sleep,

@@ -1,12 +1,14 @@
-"""How injected faults answer: error statuses, dropped connections, cut bodies."""
+"""How injected faults answer: error statuses, dropped connections, cut bodies, spoiled answers."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from aiohttp import web
 
 from pipeline.emulator import bodies
 from pipeline.emulator.exchange import Exchange, Rejection
-from pipeline.emulator.faults import Fault
+from pipeline.emulator.faults import ANSWER_KINDS, Fault
 from pipeline.emulator.headers import retry_headers
 
 # What an `invalidjson` fault sends: a 200 whose body stops mid-object.
@@ -44,3 +46,18 @@ async def send_truncated(x: Exchange, full: web.Response) -> web.StreamResponse:
     if x.request.transport is not None:
         x.request.transport.close()
     return response
+
+
+def answer_fault(x: Exchange) -> str | None:
+    """The answer fault (faults.ANSWER_KINDS) a marker asks of this answer, counted when the operation
+    answers: the exchange's own faults (flow.py) are picked before and never see these kinds."""
+    fault = x.state.faults.from_markers(x.op.texts(x), ANSWER_KINDS)
+    if fault is None:
+        return None
+    x.state.stats.faults[fault.kind] += 1
+    return fault.kind
+
+
+def spoil_usage(usage: dict[str, Any], fault: str | None) -> dict[str, Any]:
+    """`nanusage`: prompt_tokens NaN, which json.dumps writes as a bare `NaN`."""
+    return {**usage, "prompt_tokens": float("nan")} if fault == "nanusage" else usage

@@ -7,6 +7,18 @@ fault applied is that of the first marker (in text order) still within its N.
 So retry tests can say "this row fails twice with a 503, then succeeds"
 however the requests interleave.
 
+Status and behaviour kinds decide how the exchange answers (flow.py, before the
+operation runs). Answer kinds spoil what a 200 answer holds, the ways real
+servers and gateways have got it wrong; the operation applies them (see
+`fault_answers.answer_fault`) and they count only requests that reach an answer:
+    badindex      embeddings: an index given twice (one input left without a vector)
+    nanusage      usage.prompt_tokens is NaN (Python's json writes and reads it)
+    contentparts  chat: message.content as a list of text parts (valid, as some servers send it)
+    wrongdim      embeddings: `dimensions` ignored (native length; half of it when none is asked)
+    nanvector     embeddings: the first vector holds NaN and Infinity
+    fewervectors  embeddings: only the first vector, or none for a single input
+    nofinish      streams: [DONE] arrives but no chunk carries a finish_reason
+
 Random faults (`error_rate`, `drop_rate`, ...) draw from one RNG seeded by
 `seed`: the same arrival order gives the same faults.
 """
@@ -23,7 +35,9 @@ STATUS_KINDS = frozenset(
     {"500", "502", "503", "504", "408", "409", "429", "429bare", "400", "404", "413", "422", "401", "403"}
 )
 BEHAVIOUR_KINDS = frozenset({"drop", "hang", "truncate", "invalidjson"})
-FAULT_KINDS = STATUS_KINDS | BEHAVIOUR_KINDS
+EXCHANGE_KINDS = STATUS_KINDS | BEHAVIOUR_KINDS
+ANSWER_KINDS = frozenset({"badindex", "nanusage", "contentparts", "wrongdim", "nanvector", "fewervectors", "nofinish"})
+FAULT_KINDS = EXCHANGE_KINDS | ANSWER_KINDS
 
 MARKER = re.compile(r"\[\[fault:([a-z0-9]+):(\d+|always)\]\]")
 
@@ -46,13 +60,13 @@ class Fault:
         return int(self.kind[:3]) if self.kind in STATUS_KINDS else None
 
 
-def parse_markers(texts: Iterable[str]) -> list[Marker]:
-    """Every distinct, well-formed marker in `texts`, in order of first appearance."""
+def parse_markers(texts: Iterable[str], kinds: frozenset[str] = FAULT_KINDS) -> list[Marker]:
+    """Every distinct, well-formed marker of one of `kinds` in `texts`, in order of first appearance."""
     found: dict[str, Marker] = {}
     for text in texts:
         for match in MARKER.finditer(text):
             kind, times = match.group(1), match.group(2)
-            if kind in FAULT_KINDS and match.group(0) not in found:
+            if kind in kinds and match.group(0) not in found:
                 count = None if times == "always" else int(times)
                 found[match.group(0)] = Marker(match.group(0), kind, count)
     return list(found.values())
@@ -78,10 +92,10 @@ class FaultInjector:
         self.seen.clear()
         self._rng = random.Random(seed)
 
-    def from_markers(self, texts: Iterable[str]) -> Fault | None:
-        """Count this request against its markers; the first one still due fires."""
+    def from_markers(self, texts: Iterable[str], kinds: frozenset[str] = EXCHANGE_KINDS) -> Fault | None:
+        """Count this request against its markers of `kinds`; the first one still due fires."""
         chosen: Fault | None = None
-        for marker in parse_markers(texts):
+        for marker in parse_markers(texts, kinds):
             earlier = self.seen[marker.text]
             self.seen[marker.text] += 1
             due = marker.times is None or earlier < marker.times

@@ -17,6 +17,7 @@ from pipeline.endpoints.base import (
     Request,
     RowError,
     answer_columns,
+    content_text,
     fold_stream,
     prompt_text,
 )
@@ -63,19 +64,19 @@ class Chat(Endpoint):
         body = {**self.params, "messages": item.payload}
         return Request(self.op, batch, json=body, tokens=item.tokens, accept="sse" if self.stream else "json")
 
-    def parse(self, request: Request, response: HttpResponse) -> list[dict[str, Any]]:
+    def parse_answer(self, request: Request, response: HttpResponse) -> list[dict[str, Any]]:
         data = assemble_stream(response.events) if request.accept == "sse" else response.json()
         choices = data.get("choices") if isinstance(data, dict) else None
-        if not isinstance(choices, list) or not choices:
-            raise InvalidResponseError("the answer has no choices", request_id=response.request_id)
+        if not isinstance(choices, list) or not choices or not all(isinstance(c, dict) for c in choices):
+            raise InvalidResponseError("the answer has no choices")
         first = choices[0]
         result = {
-            "content": (first.get("message") or {}).get("content"),
-            **answer_columns(first, data.get("usage") or {}),
+            "content": message_content(first),
+            **answer_columns(first, data.get("usage")),
             "ttft_ms": None if response.ttft_s is None else round(response.ttft_s * 1000, 2),
         }
         if len(choices) > 1:
-            result["choices"] = [(c.get("message") or {}).get("content") for c in choices]
+            result["choices"] = [message_content(c) for c in choices]
         return [result]
 
     def result_fields(self) -> list[pa.Field]:
@@ -83,6 +84,16 @@ class Chat(Endpoint):
         if int(self.params.get("n", 1)) > 1:
             fields.append(pa.field("choices", pa.list_(pa.string())))
         return fields
+
+
+def message_content(choice: dict[str, Any]) -> str | None:
+    """A choice's message text (None for a tool call or a refusal: no column holds the refusal)."""
+    message = choice.get("message")
+    if message is None:
+        return None
+    if not isinstance(message, dict):
+        raise InvalidResponseError(f"a choice's message is a {type(message).__name__}, not an object")
+    return content_text(message.get("content"))
 
 
 def _checked_messages(row: Row, column: str) -> list[dict[str, Any]]:

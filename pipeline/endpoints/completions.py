@@ -17,6 +17,7 @@ from pipeline.endpoints.base import (
     Item,
     Request,
     answer_columns,
+    content_text,
     fold_stream,
     prompt_text,
 )
@@ -52,16 +53,17 @@ class Completions(Endpoint):
         body = {**self.params, "prompt": item.payload}
         return Request(self.op, batch, json=body, tokens=item.tokens, accept="sse" if self.stream else "json")
 
-    def parse(self, request: Request, response: HttpResponse) -> list[dict[str, Any]]:
+    def parse_answer(self, request: Request, response: HttpResponse) -> list[dict[str, Any]]:
         data = assemble_stream(response.events) if request.accept == "sse" else response.json()
         choices = data.get("choices") if isinstance(data, dict) else None
-        if not isinstance(choices, list) or not choices or not all(isinstance(c, dict) for c in choices):
-            raise InvalidResponseError("the answer has no choices", request_id=response.request_id)
+        if not isinstance(choices, list) or not choices or not all(
+                isinstance(c, dict) and isinstance(c.get("index", 0), int) for c in choices):
+            raise InvalidResponseError("the answer has no choices")
         choices = sorted(choices, key=lambda c: c.get("index", 0))
         first = choices[0]
-        result = {"text": first.get("text"), **answer_columns(first, data.get("usage") or {})}
+        result = {"text": content_text(first.get("text")), **answer_columns(first, data.get("usage"))}
         if self.choices > 1:
-            result["choices"] = [c.get("text") for c in choices]
+            result["choices"] = [content_text(c.get("text")) for c in choices]
         return [result]
 
     def result_fields(self) -> list[pa.Field]:

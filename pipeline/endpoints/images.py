@@ -55,7 +55,7 @@ class Images(Endpoint):
         (item,) = batch
         return Request(self.op, batch, json={**self.params, "prompt": item.payload}, tokens=0)
 
-    def parse(self, request: Request, response: HttpResponse) -> list[dict[str, Any]]:
+    def parse_answer(self, request: Request, response: HttpResponse) -> list[dict[str, Any]]:
         data = response.json()
         entries = data.get("data") if isinstance(data, dict) else None
         if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):

@@ -53,7 +53,7 @@ class Speech(Endpoint):
         (item,) = batch
         return Request(self.op, batch, json={**self.params, "input": item.payload}, tokens=0, accept="bytes")
 
-    def parse(self, request: Request, response: HttpResponse) -> list[dict[str, Any]]:
+    def parse_answer(self, request: Request, response: HttpResponse) -> list[dict[str, Any]]:
         if not response.body:
             raise InvalidResponseError("the answer holds no audio", request_id=response.request_id)
         if response.headers.get("content-type", "").startswith("application/json"):

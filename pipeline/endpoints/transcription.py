@@ -155,7 +155,7 @@ class Transcription(Endpoint):
 
     # ---- answers
 
-    def parse(self, request: Request, response: HttpResponse) -> list[dict[str, Any]]:
+    def parse_answer(self, request: Request, response: HttpResponse) -> list[dict[str, Any]]:
         if self.format in TEXT_FORMATS:
             result = parse_text_answer(response, self.format)
         else:

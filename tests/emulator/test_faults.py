@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.emulator.faults import FAULT_KINDS, Fault, FaultInjector, RandomRates, parse_markers
+from pipeline.emulator.faults import ANSWER_KINDS, FAULT_KINDS, Fault, FaultInjector, RandomRates, parse_markers
 
 
 def test_parse_markers_reads_kind_and_count() -> None:
@@ -19,8 +19,20 @@ def test_malformed_or_unknown_markers_are_ignored(text: str) -> None:
 
 
 def test_every_documented_kind_is_known() -> None:
-    documented = "500 502 503 504 408 409 429 429bare drop hang truncate invalidjson 400 404 413 422 401 403"
+    documented = ("500 502 503 504 408 409 429 429bare drop hang truncate invalidjson 400 404 413 422 401 403 "
+                  "badindex nanusage contentparts wrongdim nanvector fewervectors nofinish")
     assert set(documented.split()) == FAULT_KINDS
+
+
+def test_answer_kinds_are_counted_only_where_answers_are_made() -> None:
+    """flow.py picks exchange faults without looking at answer kinds; the operation picks those."""
+    injector = FaultInjector()
+    texts = ["row [[fault:nanusage:1]] and [[fault:503:1]]"]
+    assert injector.from_markers(texts) == Fault("503", "[[fault:503:1]]")
+    assert injector.from_markers(texts) is None
+    assert injector.seen == {"[[fault:503:1]]": 2}
+    assert injector.from_markers(texts, ANSWER_KINDS) == Fault("nanusage", "[[fault:nanusage:1]]")
+    assert injector.from_markers(texts, ANSWER_KINDS) is None
 
 
 def test_first_n_requests_with_a_marker_fail_then_succeed() -> None:

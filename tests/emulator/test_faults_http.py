@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import math
 import time
 
 import aiohttp
+import numpy as np
 import pytest
 
 from pipeline.emulator.testing import AZURE_KEY_HEADERS, azure_url, fault_marker
@@ -164,3 +167,81 @@ async def test_random_drops_and_truncations(emulator, session) -> None:
         with pytest.raises((aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError)):
             await status_of(session, url, {"input": "x"})
     assert sum(server.stats()["faults"].values()) == 6
+
+
+# ---- answer faults: a 200 whose body is wrong the ways real servers and gateways get it wrong
+
+
+async def answer_of(session: aiohttp.ClientSession, url: str, body: dict) -> dict:
+    async with session.post(url, json=body, headers=AZURE_KEY_HEADERS) as answer:
+        assert answer.status == 200
+        return json.loads(await answer.read())  # Python's json reads the bare NaN and Infinity they hold
+
+
+async def test_badindex_and_fewervectors_then_a_faithful_answer(emulator, session) -> None:
+    server = await emulator()
+    url = azure_url(server.url, "text-embedding-3-small", "embeddings")
+    # One fault per request: the first marker still due; every marker counts the request.
+    body = {"input": ["a", "b", f"c {fault_marker('badindex', 1)}", f"d {fault_marker('fewervectors', 2)}"]}
+    first, second, third = [await answer_of(session, url, body) for _ in range(3)]
+    assert [e["index"] for e in first["data"]] == [0, 1, 2, 0]
+    assert len(second["data"]) == 1
+    assert [e["index"] for e in third["data"]] == [0, 1, 2, 3]
+    alone = await answer_of(session, url, {"input": fault_marker("fewervectors", 1)})
+    assert alone["data"] == []
+    assert server.stats()["faults"] == {"badindex": 1, "fewervectors": 2}
+
+
+@pytest.mark.parametrize(("dimensions", "sent"), [(256, 1536), (None, 768)])
+async def test_wrongdim_ignores_dimensions(emulator, session, dimensions: int | None, sent: int) -> None:
+    server = await emulator()
+    url = azure_url(server.url, "text-embedding-3-small", "embeddings")
+    body = {"input": ["x", fault_marker("wrongdim", 1)], **({"dimensions": dimensions} if dimensions else {})}
+    spoiled, faithful = [await answer_of(session, url, body) for _ in range(2)]
+    assert {len(e["embedding"]) for e in spoiled["data"]} == {sent}
+    assert {len(e["embedding"]) for e in faithful["data"]} == {dimensions or 1536}
+
+
+@pytest.mark.parametrize("encoding", ["float", "base64"])
+async def test_nanvector_and_nanusage(emulator, session, encoding: str) -> None:
+    server = await emulator()
+    url = azure_url(server.url, "text-embedding-3-small", "embeddings")
+    answer = await answer_of(session, url, {"input": ["x", fault_marker("nanvector", 1)], "encoding_format": encoding})
+    vector = answer["data"][0]["embedding"]
+    if encoding == "base64":
+        vector = np.frombuffer(base64.b64decode(vector), dtype="<f4").tolist()
+    assert math.isnan(vector[0]) and vector[-1] == math.inf
+    assert all(math.isfinite(v) for v in answer["data"][1]["embedding"] if encoding == "float")
+    usage = (await answer_of(session, url, {"input": fault_marker("nanusage", 1)}))["usage"]
+    assert math.isnan(usage["prompt_tokens"]) and usage["total_tokens"] > 0
+
+
+async def test_contentparts_and_nanusage_in_chat(emulator, session) -> None:
+    server = await emulator()
+    url = azure_url(server.url, "gpt", "chat/completions")
+    body = chat(f"say something {fault_marker('contentparts', 1)}")
+    parts, plain = [await answer_of(session, url, body) for _ in range(2)]
+    content = parts["choices"][0]["message"]["content"]
+    assert [p["type"] for p in content] == ["text", "text"]
+    assert "".join(p["text"] for p in content) == plain["choices"][0]["message"]["content"]
+    usage = (await answer_of(session, url, chat(fault_marker("nanusage", 1))))["usage"]
+    assert math.isnan(usage["prompt_tokens"])
+
+
+async def stream_events(session: aiohttp.ClientSession, url: str, body: dict) -> list[dict]:
+    async with session.post(url, json={**body, "stream": True}, headers=AZURE_KEY_HEADERS) as answer:
+        text = (await answer.read()).decode()
+    data = [line.removeprefix("data: ") for line in text.splitlines() if line.startswith("data: ")]
+    assert data[-1] == "[DONE]"
+    return [json.loads(d) for d in data[:-1]]
+
+
+@pytest.mark.parametrize(("op", "body"), [("chat/completions", chat("hi {}")), ("completions", {"prompt": "hi {}"})])
+async def test_nofinish_streams_end_with_done_but_no_finish_reason(emulator, session, op: str, body: dict) -> None:
+    server = await emulator()
+    url = azure_url(server.url, "gpt", op)
+    spoiled = json.loads(json.dumps(body).replace("{}", fault_marker("nofinish", 1)))
+    reasons = [[c.get("finish_reason") for e in await stream_events(session, url, b) for c in e["choices"]]
+               for b in (spoiled, spoiled)]
+    assert not any(reasons[0])
+    assert any(reasons[1])

@@ -9,6 +9,7 @@ import pytest
 
 from pipeline.endpoints.base import HttpResponse, RowError
 from pipeline.endpoints.chat import DEFAULT_COMPLETION_TOKENS, Chat, assemble_stream
+from pipeline.errors import InvalidResponseError
 from pipeline.sources.base import Row
 from pipeline.spec import parse_spec
 
@@ -87,3 +88,22 @@ def test_vision_image_column_becomes_data_url(tmp_path: Path) -> None:
     assert remote.payload[0]["content"][1]["image_url"]["url"] == "https://example.org/x.jpg"
     with pytest.raises(RowError, match="cannot read image"):
         chat.prepare(Row("c", {"q": "?", "img": "missing.png"}, 3))
+
+
+def test_parse_joins_content_parts_of_every_choice(tmp_path: Path) -> None:
+    chat = make(tmp_path, {"prompt": "p"}, {"n": 2})
+    request = chat.build([chat.prepare(Row("a", {"p": "hello"}, 1))])
+    parts = [{"type": "text", "text": "Hel"}, {"type": "text", "text": "lo"}]
+    body = {"choices": [{"index": 0, "finish_reason": "stop", "message": {"content": parts}},
+                        {"index": 1, "finish_reason": "stop", "message": {"content": "Hi", "refusal": None}}]}
+    (result,) = chat.parse(request, HttpResponse(200, {}, json.dumps(body).encode(), 0.1))
+    assert (result["content"], result["choices"]) == ("Hello", ["Hello", "Hi"])
+    assert result["prompt_tokens"] is None  # no usage in the answer: allowed, left null
+
+
+@pytest.mark.parametrize("choice", [3, {"message": "text"}, {"message": {"content": {"a": 1}}}])
+def test_parse_refuses_malformed_choices(tmp_path: Path, choice: object) -> None:
+    chat = make(tmp_path, {"prompt": "p"})
+    request = chat.build([chat.prepare(Row("a", {"p": "hello"}, 1))])
+    with pytest.raises(InvalidResponseError):
+        chat.parse(request, HttpResponse(200, {}, json.dumps({"choices": [choice]}).encode(), 0.1))

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.endpoints.base import HttpResponse, RowError
 from pipeline.endpoints.embeddings import Embeddings
-from pipeline.errors import InvalidResponseError
+from pipeline.errors import AnswerCountError, InvalidResponseError
 from pipeline.sources.base import Row
 from pipeline.spec import parse_spec
 
@@ -71,3 +71,42 @@ def test_wrong_count_is_invalid_response(tmp_path: Path) -> None:
         endpoint.parse(request, HttpResponse(200, {}, b'{"data": []}', 0.01))
     with pytest.raises(InvalidResponseError):
         endpoint.parse(request, HttpResponse(200, {}, b'{"data": [', 0.01))
+
+
+def answer_of(*vectors: list[float], usage: dict | None = None) -> HttpResponse:
+    body = {"data": [{"index": i, "embedding": v} for i, v in enumerate(vectors)], "usage": usage}
+    return HttpResponse(200, {}, json.dumps(body).encode(), 0.01, "req-1")
+
+
+def test_first_accepted_length_fixes_the_run_length(tmp_path: Path) -> None:
+    """Without `dimensions`, one column still holds one length: the first answer accepted sets it."""
+    spec = parse_spec({"name": "e", "endpoint": "embeddings", "input": {"path": str(tmp_path), "text": "text"}},
+                      tmp_path / "job.toml", env={})
+    endpoint = Embeddings(spec)
+    one = endpoint.build([endpoint.prepare(r) for r in rows(1)])
+    with pytest.raises(InvalidResponseError, match="NaN or infinite"):
+        endpoint.parse(one, answer_of([0.1, float("nan")]))  # refused: it fixes nothing
+    endpoint.parse(one, answer_of([0.1, 0.2, 0.3]))
+    with pytest.raises(InvalidResponseError, match="earlier answers had 3"):
+        endpoint.parse(one, answer_of([0.1, 0.2]))
+    assert endpoint.parse(one, answer_of([0.3, 0.2, 0.1]))[0]["embedding"].tolist() == pytest.approx([0.3, 0.2, 0.1])
+
+
+def test_fewer_vectors_is_an_answer_count_error(tmp_path: Path) -> None:
+    endpoint = Embeddings(make_spec(tmp_path))
+    request = endpoint.build([endpoint.prepare(r) for r in rows(16)])
+    with pytest.raises(AnswerCountError, match="1 embeddings for 16 inputs") as caught:
+        endpoint.parse(request, answer_of([0.1, 0.2, 0.3, 0.4]))
+    assert (caught.value.expected, caught.value.got, caught.value.request_id) == (16, 1, "req-1")
+
+
+def test_usage_is_shared_when_valid_and_estimated_when_absent(tmp_path: Path) -> None:
+    endpoint = Embeddings(make_spec(tmp_path))
+    request = endpoint.build([endpoint.prepare(r) for r in rows(2)])
+    vectors = ([1.0, 0, 0, 0], [0, 1.0, 0, 0])
+    assert [r["prompt_tokens"] for r in endpoint.parse(request, answer_of(*vectors, usage={"prompt_tokens": 10.0}))] \
+        == [5, 5]
+    estimates = [item.tokens for item in request.items]
+    assert [r["prompt_tokens"] for r in endpoint.parse(request, answer_of(*vectors))] == estimates
+    with pytest.raises(InvalidResponseError, match=r"usage\.prompt_tokens is -3"):
+        endpoint.parse(request, answer_of(*vectors, usage={"prompt_tokens": -3}))

@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 
 from pipeline.emulator.png import png_bytes
-from pipeline.endpoints.base import HttpResponse
+from pipeline.endpoints.base import HttpResponse, Item, Request
 from pipeline.endpoints.images import Images, PendingImage, image_filter_flags, image_path
 from pipeline.errors import APIStatusError, InvalidResponseError, NotFoundError
 from pipeline.sinks.files import OutputFiles
 from pipeline.sources.base import Row
 from pipeline.spec import parse_spec
+
+ONE_ROW = Request("test", [Item(Row("a", {}, 1), None)])  # what parse needs of a request: one input
 
 SAFE = {"filtered": False, "severity": "safe"}
 PNG_A, PNG_B = png_bytes("a", 4, 4), png_bytes("b", 4, 4)
@@ -51,14 +53,14 @@ def test_parse_b64_with_azure_filters(tmp_path: Path) -> None:
         b64_item(PNG_B, revised_prompt="Another fox.", content_filter_results={
             "violence": {"filtered": True, "severity": "medium"}}),
     ]}
-    (result,) = images.parse(None, answer(body))  # type: ignore[arg-type]
+    (result,) = images.parse(ONE_ROW, answer(body))
     assert result["_images"] == [PendingImage(PNG_A, None), PendingImage(PNG_B, None)]
     assert result["revised_prompts"] == ["A fox.", "Another fox."]
     assert (result["content_filtered"], result["filter_categories"]) == (True, "violence")
 
 
 def test_parse_url(tmp_path: Path) -> None:
-    (result,) = make(tmp_path).parse(None, answer({"data": [{"url": "http://x/1.png?se=1"}]}))  # type: ignore[arg-type]
+    (result,) = make(tmp_path).parse(ONE_ROW, answer({"data": [{"url": "http://x/1.png?se=1"}]}))
     assert result["_images"] == [PendingImage(None, "http://x/1.png?se=1")]
     assert result["revised_prompts"] == [None] and result["content_filtered"] is False
 
@@ -66,7 +68,7 @@ def test_parse_url(tmp_path: Path) -> None:
 @pytest.mark.parametrize("body", [{}, {"data": []}, {"data": [{"b64_json": "***"}]}, {"data": [{"revised": 1}]}])
 def test_parse_refuses_malformed_answers(tmp_path: Path, body: dict) -> None:
     with pytest.raises(InvalidResponseError):
-        make(tmp_path).parse(None, answer(body))  # type: ignore[arg-type]
+        make(tmp_path).parse(ONE_ROW, answer(body))
 
 
 def test_filter_flags_merge_detected_categories() -> None:

@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 
 from pipeline.emulator.charges import charge_tokens
-from pipeline.endpoints.base import HttpResponse, RowError
+from pipeline.endpoints.base import HttpResponse, Item, Request, RowError
 from pipeline.endpoints.speech import MAX_INPUT_CHARS, Speech
 from pipeline.errors import InvalidResponseError, SpecError
 from pipeline.sinks.files import OutputFiles
 from pipeline.sources.base import Row
 from pipeline.spec import parse_spec
+
+ONE_ROW = Request("test", [Item(Row("a", {}, 1), None)])  # what parse needs of a request: one input
 
 
 def make(tmp_path: Path, params: dict | None = None) -> Speech:
@@ -52,7 +54,7 @@ def test_row_errors(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("body", "headers"), [(b"", {}), (b'{"error": 1}', {"content-type": "application/json"})])
 def test_parse_refuses_non_audio(tmp_path: Path, body: bytes, headers: dict) -> None:
     with pytest.raises(InvalidResponseError):
-        make(tmp_path).parse(None, HttpResponse(200, headers, body, 0.1))  # type: ignore[arg-type]
+        make(tmp_path).parse(ONE_ROW, HttpResponse(200, headers, body, 0.1))
 
 
 async def test_finish_writes_audio_file(tmp_path: Path) -> None:

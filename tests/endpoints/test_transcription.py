@@ -9,13 +9,15 @@ from pathlib import Path
 import pytest
 
 from pipeline.endpoints.audio_check import MAX_AUDIO_BYTES, AudioFileError, check_audio_file, content_matches
-from pipeline.endpoints.base import HttpResponse, RowError
+from pipeline.endpoints.base import HttpResponse, Item, Request, RowError
 from pipeline.endpoints.subtitles import Cue, parse_cues, parse_stamp, plain_text, to_srt, to_vtt
 from pipeline.endpoints.transcription import Transcription, Translation, form_fields
 from pipeline.errors import InvalidResponseError, SpecError
 from pipeline.sinks.files import OutputFiles
 from pipeline.sources.base import Row
 from pipeline.spec import parse_spec
+
+ONE_ROW = Request("test", [Item(Row("a", {}, 1), None)])  # what parse needs of a request: one input
 
 ROOT = Path(__file__).resolve().parents[2]
 BAD = ROOT / "tests" / "data" / "bad" / "audio_bad"
@@ -160,7 +162,7 @@ def test_spec_errors(tmp_path: Path, params: dict, sidecars: list, endpoint: str
 
 def test_parse_verbose_json(tmp_path: Path) -> None:
     endpoint = make(tmp_path, {"response_format": "verbose_json", "timestamp_granularities": ["word", "segment"]})
-    (result,) = endpoint.parse(None, answer(VERBOSE))  # type: ignore[arg-type]
+    (result,) = endpoint.parse(ONE_ROW, answer(VERBOSE))
     assert result["text"] == "Hello there. General Kenobi."
     assert (result["language"], result["duration"], result["format"]) == ("english", 4.5, "verbose_json")
     assert result["segments"][1] == {"id": 1, "start": 2.0, "end": 4.5, "text": "General Kenobi."}
@@ -168,15 +170,15 @@ def test_parse_verbose_json(tmp_path: Path) -> None:
 
 
 def test_parse_json_and_text(tmp_path: Path) -> None:
-    (result,) = make(tmp_path).parse(None, answer({"text": "Hi."}))  # type: ignore[arg-type]
+    (result,) = make(tmp_path).parse(ONE_ROW, answer({"text": "Hi."}))
     assert result["text"] == "Hi." and result["segments"] is None and result["format"] == "json"
-    (result,) = make(tmp_path, {"response_format": "text"}).parse(None, answer("Hi there.\n"))  # type: ignore[arg-type]
+    (result,) = make(tmp_path, {"response_format": "text"}).parse(ONE_ROW, answer("Hi there.\n"))
     assert result == {"text": "Hi there.", "format": "text", "_audio_seconds": 0.0}
 
 
 @pytest.mark.parametrize(("fmt", "body"), [("srt", SRT), ("vtt", VTT)])
 def test_parse_subtitles(tmp_path: Path, fmt: str, body: str) -> None:
-    (result,) = make(tmp_path, {"response_format": fmt}).parse(None, answer(body))  # type: ignore[arg-type]
+    (result,) = make(tmp_path, {"response_format": fmt}).parse(ONE_ROW, answer(body))
     assert result["text"] == "Hello there. General Kenobi."
     assert result["subtitles"] == body
 
@@ -190,7 +192,7 @@ def test_parse_subtitles(tmp_path: Path, fmt: str, body: str) -> None:
 ])
 def test_parse_refuses_malformed_answers(tmp_path: Path, params: dict, body: object) -> None:
     with pytest.raises(InvalidResponseError):
-        make(tmp_path, params).parse(None, answer(body))  # type: ignore[arg-type]
+        make(tmp_path, params).parse(ONE_ROW, answer(body))
 
 
 async def test_finish_writes_sidecars(tmp_path: Path) -> None:

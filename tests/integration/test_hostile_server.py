@@ -144,7 +144,7 @@ def test_error_event_in_a_stream_reaches_the_failure_row(tmp_path: Path, server,
                                                          status: int, code: str | None, attempts: int) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     base = server.script("v1", by_body({"doomed": sse(chunk_event("half an "), event)},
-                                       sse(chunk_event("whole answer"))))
+                                       sse(chunk_event("whole answer", "stop"))))
     rows = [{"id": "ok", "text": "fine"}, {"id": "doomed", "text": "doomed"}]
     result = run_job(load_spec(chat_job(tmp_path, base, rows, params={"stream": True})))
     assert result.exit_code == 1
@@ -160,7 +160,7 @@ def test_error_event_in_a_stream_reaches_the_failure_row(tmp_path: Path, server,
 def test_invalid_utf8_in_a_stream_is_retried_then_fails_cleanly(tmp_path: Path, server, monkeypatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     broken = sse(chunk_event("fine so far"), b'data: {"choices": [{"delta": {"content": "\xc3\x28"}}]}\n\n')
-    base = server.script("v1", by_body({"mangled": broken}, sse(chunk_event("whole answer"))))
+    base = server.script("v1", by_body({"mangled": broken}, sse(chunk_event("whole answer", "stop"))))
     rows = [{"id": "ok", "text": "fine"}, {"id": "mangled", "text": "mangled"}]
     started = time.monotonic()
     result = run_job(load_spec(chat_job(tmp_path, base, rows, params={"stream": True})))

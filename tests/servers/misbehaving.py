@@ -139,9 +139,12 @@ def redirect(location: str, status: int = 307) -> Handler:
     return handle
 
 
-def chunk_event(text: str) -> dict[str, Any]:
-    """A chat completion chunk carrying `text`."""
-    return {"id": "c1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": text}}]}
+def chunk_event(text: str, finish_reason: str | None = None) -> dict[str, Any]:
+    """A chat completion chunk carrying `text` (and, on a stream's last chunk, its finish reason)."""
+    choice: dict[str, Any] = {"index": 0, "delta": {"content": text}}
+    if finish_reason:
+        choice["finish_reason"] = finish_reason
+    return {"id": "c1", "object": "chat.completion.chunk", "choices": [choice]}
 
 
 def error_event(code: str | None, message: str, type_: str | None = None, named: bool = False,

@@ -9,6 +9,7 @@ from aiohttp import web
 from pipeline.emulator import filters
 from pipeline.emulator.charges import chat_charge
 from pipeline.emulator.exchange import Exchange, Operation, invalid
+from pipeline.emulator.fault_answers import answer_fault, spoil_usage
 from pipeline.emulator.ops.answers import Answer, budget, chat_answer, chat_usage, filter_results, message_texts
 from pipeline.emulator.ops.chat_stream import stream_chat
 from pipeline.emulator.ops.common import created, fingerprint, int_field, json_answer, new_id, pace_tokens, require
@@ -82,8 +83,9 @@ def answers(x: Exchange) -> list[Answer]:
 
 async def respond(x: Exchange) -> web.StreamResponse:
     choices = answers(x)
+    fault = answer_fault(x)
     if x.body.get("stream"):
-        return await stream_chat(x, choices)
+        return await stream_chat(x, choices, fault)
     await pace_tokens(x, sum(a.tokens for a in choices))
     body: dict[str, Any] = {
         "id": new_id("chatcmpl-"),
@@ -91,16 +93,19 @@ async def respond(x: Exchange) -> web.StreamResponse:
         "created": created(),
         "model": x.model,
         "system_fingerprint": fingerprint(x),
-        "choices": [_choice(x, i, a) for i, a in enumerate(choices)],
-        "usage": chat_usage(x.body, choices),
+        "choices": [_choice(x, i, a, fault) for i, a in enumerate(choices)],
+        "usage": spoil_usage(chat_usage(x.body, choices), fault),
     }
     if x.azure:
         body["prompt_filter_results"] = filters.prompt_filter_results()
     return json_answer(body)
 
 
-def _choice(x: Exchange, index: int, answer: Answer) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": answer.text, "refusal": None}
+def _choice(x: Exchange, index: int, answer: Answer, fault: str | None) -> dict[str, Any]:
+    content: Any = answer.text
+    if fault == "contentparts" and answer.text is not None:  # as some OpenAI-compatible servers answer
+        content = [{"type": "text", "text": piece} for piece in _halves(answer.text)]
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
     if answer.tool_calls:
         message["tool_calls"] = answer.tool_calls
     choice: dict[str, Any] = {
@@ -112,6 +117,11 @@ def _choice(x: Exchange, index: int, answer: Answer) -> dict[str, Any]:
     if x.azure:
         choice["content_filter_results"] = filter_results(answer)
     return choice
+
+
+def _halves(text: str) -> list[str]:
+    middle = len(text) // 2
+    return [text[:middle], text[middle:]]
 
 
 CHAT = Operation(

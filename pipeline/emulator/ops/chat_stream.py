@@ -8,13 +8,15 @@ from aiohttp import web
 
 from pipeline.emulator import filters
 from pipeline.emulator.exchange import Exchange
+from pipeline.emulator.fault_answers import spoil_usage
 from pipeline.emulator.ops import sse
 from pipeline.emulator.ops.answers import Answer, chat_usage, filter_results
 from pipeline.emulator.ops.common import created, fingerprint, new_id
 
 
-async def stream_chat(x: Exchange, choices: list[Answer]) -> web.StreamResponse:
-    """Azure's order: prompt filter results, then per choice a role chunk, deltas, a finish chunk."""
+async def stream_chat(x: Exchange, choices: list[Answer], fault: str | None = None) -> web.StreamResponse:
+    """Azure's order: prompt filter results, then per choice a role chunk, deltas, a finish chunk
+    (whose finish_reason the `nofinish` fault leaves null)."""
     response = await sse.open_stream(x)
     frame = _Frame(x)
     if x.azure:
@@ -35,9 +37,10 @@ async def stream_chat(x: Exchange, choices: list[Answer]) -> web.StreamResponse:
         for delta in _deltas(answer):
             await sse.pause(x)
             await sse.send(response, frame.chunk(index, delta, None, filters.choice_results()))
-        await sse.send(response, frame.chunk(index, {}, answer.finish_reason, filter_results(answer)))
+        finish = None if fault == "nofinish" else answer.finish_reason
+        await sse.send(response, frame.chunk(index, {}, finish, filter_results(answer)))
     if sse.wants_usage(x):
-        await sse.send(response, frame.usage_chunk(chat_usage(x.body, choices)))
+        await sse.send(response, frame.usage_chunk(spoil_usage(chat_usage(x.body, choices), fault)))
     return await sse.finish(x, response)
 
 

@@ -9,6 +9,7 @@ from aiohttp import web
 from pipeline.emulator import filters
 from pipeline.emulator.charges import completions_charge, input_items, item_tokens
 from pipeline.emulator.exchange import Exchange, Operation, invalid
+from pipeline.emulator.fault_answers import answer_fault, spoil_usage
 from pipeline.emulator.ops import sse
 from pipeline.emulator.ops.answers import Answer, completion_answer
 from pipeline.emulator.ops.common import created, int_field, json_answer, new_id, pace_tokens, require
@@ -43,8 +44,9 @@ def usage(x: Exchange, choices: list[Answer]) -> dict[str, int]:
 
 async def respond(x: Exchange) -> web.StreamResponse:
     choices = answers(x)
+    fault = answer_fault(x)
     if x.body.get("stream"):
-        return await _stream(x, choices)
+        return await _stream(x, choices, fault)
     await pace_tokens(x, sum(a.tokens for a in choices))
     body: dict[str, Any] = {
         "id": new_id("cmpl-"),
@@ -52,7 +54,7 @@ async def respond(x: Exchange) -> web.StreamResponse:
         "created": created(),
         "model": x.model,
         "choices": [_choice(x, i, a.text or "", a) for i, a in enumerate(choices)],
-        "usage": usage(x, choices),
+        "usage": spoil_usage(usage(x, choices), fault),
     }
     if x.azure:
         body["prompt_filter_results"] = filters.prompt_filter_results(len(input_items(x.body["prompt"])))
@@ -72,7 +74,8 @@ def _choice(x: Exchange, index: int, text: str, answer: Answer | None) -> dict[s
     return choice
 
 
-async def _stream(x: Exchange, choices: list[Answer]) -> web.StreamResponse:
+async def _stream(x: Exchange, choices: list[Answer], fault: str | None) -> web.StreamResponse:
+    """Text chunks per choice, then one with its finish_reason (left null by the `nofinish` fault)."""
     response = await sse.open_stream(x)
     base = {"id": new_id("cmpl-"), "object": "text_completion", "created": created(), "model": x.model}
     extra = {"usage": None} if sse.wants_usage(x) else {}
@@ -95,9 +98,10 @@ async def _stream(x: Exchange, choices: list[Answer]) -> web.StreamResponse:
             await sse.pause(x)
             piece = word if position == 0 else " " + word
             await sse.send(response, dict(base, choices=[_choice(x, index, piece, None)], **extra))
-        await sse.send(response, dict(base, choices=[_choice(x, index, "", answer)], **extra))
+        await sse.send(response, dict(base, choices=[_choice(x, index, "", None if fault == "nofinish" else answer)],
+                                      **extra))
     if extra:
-        await sse.send(response, dict(base, choices=[], usage=usage(x, choices)))
+        await sse.send(response, dict(base, choices=[], usage=spoil_usage(usage(x, choices), fault)))
     return await sse.finish(x, response)
 
 

@@ -11,6 +11,7 @@ from aiohttp import web
 from pipeline.emulator.charges import embeddings_charge, input_items, item_tokens
 from pipeline.emulator.content import default_dimensions, embedding_vector
 from pipeline.emulator.exchange import Exchange, Operation, invalid
+from pipeline.emulator.fault_answers import answer_fault, spoil_usage
 from pipeline.emulator.ops.common import choice_field, json_answer, require
 
 MAX_INPUTS = 2048
@@ -83,20 +84,45 @@ def item_key(item: Any) -> str:
 
 async def respond(x: Exchange) -> web.StreamResponse:
     items = input_items(x.body["input"])
-    dims = x.body.get("dimensions") or default_dimensions(x.deployment)
+    fault = answer_fault(x)
+    dims = _dimensions(x, fault)
     as_base64 = x.body.get("encoding_format") == "base64"
+    vectors = [embedding_vector(item_key(item), dims) for item in items]
+    if fault == "nanvector":  # base64 carries the float32 bit patterns; a JSON list, bare NaN and Infinity
+        spoiled = vectors[0].copy()
+        spoiled[0], spoiled[-1] = np.nan, np.inf
+        vectors[0] = spoiled
     data = [
-        {"object": "embedding", "index": i, "embedding": _encode(embedding_vector(item_key(item), dims), as_base64)}
-        for i, item in enumerate(items)
+        {"object": "embedding", "index": i, "embedding": _encode(vector, as_base64)}
+        for i, vector in enumerate(vectors)
     ]
     tokens = sum(item_tokens(item) for item in items)
     body = {
         "object": "list",
-        "data": data,
+        "data": _spoiled(data, fault),
         "model": x.model,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        "usage": spoil_usage({"prompt_tokens": tokens, "total_tokens": tokens}, fault),
     }
     return json_answer(body)
+
+
+def _dimensions(x: Exchange, fault: str | None) -> int:
+    """The asked-for length; under `wrongdim`, what a server that ignores `dimensions` sends."""
+    native = default_dimensions(x.deployment)
+    asked = x.body.get("dimensions")
+    if fault != "wrongdim":
+        return asked or native
+    return native if asked and asked != native else native // 2
+
+
+def _spoiled(data: list[dict[str, Any]], fault: str | None) -> list[dict[str, Any]]:
+    """`badindex`: the last entry repeats the first one's index (a single entry gets index 1);
+    `fewervectors`: a gateway's answer with only the first vector (none for a single input)."""
+    if fault == "badindex":
+        data[-1]["index"] = 1 if len(data) == 1 else data[0]["index"]
+    if fault == "fewervectors":
+        return data[:1] if len(data) > 1 else []
+    return data
 
 
 def _encode(vector: np.ndarray, as_base64: bool) -> Any:
