@@ -1,8 +1,8 @@
 """The output folder as a checkpoint: which ids are done, job.json, and the run lock.
 
 A row is done when its id is in a closed part under results/ (or failures/, unless the
-run retries failures). Only the `id` column is read; ids are kept as sorted 64-bit hashes
-so a million done ids cost 8 MB.
+run retries failures or the row's latest failure was transient: see settled_failures). Only the
+columns needed are read; ids are kept as sorted 64-bit hashes so a million done ids cost 8 MB.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, is_transient_failure
 from pipeline.redact import redact
 from pipeline.sinks.parquet import OutputWriteError, closed_parts
 
@@ -100,6 +101,9 @@ class OutputFolder:
     def ids_in(self, folder: Path) -> IdSet:
         return IdSet(id_hash(i) for i in iter_ids(folder))
 
+    def settled_failures(self) -> IdSet:
+        return settled_failure_ids(read_parts(self.failures, SETTLED_COLUMNS))
+
     # ---- job.json
 
     def read_job(self) -> dict[str, Any] | None:
@@ -172,10 +176,30 @@ def _alive(holder: dict[str, Any]) -> bool:
 
 def iter_ids(folder: Path) -> Iterable[str]:
     """The id column of every closed part in a dataset folder."""
+    for table in read_parts(folder, ["id"]):
+        yield from table.column("id").to_pylist()
+
+
+def read_parts(folder: Path, columns: list[str]) -> Iterable[pa.Table]:
+    """These columns of every closed part in a dataset folder, part by part, in commit order."""
     for part in closed_parts(folder):
         try:
-            column = pq.read_table(part, columns=["id"]).column("id")
+            yield pq.read_table(part, columns=columns)
         except Exception as exc:  # pyarrow raises several types for a damaged file
             raise PipelineError(f"{part}: cannot read this part ({exc}); it was not written by this tool "
                                 "or the disk is damaged; move it aside and run again") from None
-        yield from column.to_pylist()
+
+
+SETTLED_COLUMNS = ["id", "stage", "error_class", "status"]
+
+
+def settled_failure_ids(tables: Iterable[pa.Table]) -> IdSet:
+    """Ids whose latest failure row is the row's own (a refusal, a bad answer), not a transient one (the
+    service unreachable, slow or out of quota: errors.is_transient_failure). Those a plain rerun skips;
+    the others it sends again, so an outage never turns rows into failures that stay failed."""
+    latest: dict[int, bool] = {}
+    for table in tables:
+        for row_id, stage, error_class, status in zip(*(table.column(c).to_pylist() for c in SETTLED_COLUMNS),
+                                                      strict=True):
+            latest[id_hash(row_id)] = not is_transient_failure(stage, error_class, status)
+    return IdSet(key for key, settled in latest.items() if settled)

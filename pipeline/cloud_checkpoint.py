@@ -14,7 +14,16 @@ import socket
 import uuid
 from typing import Any, Protocol
 
-from pipeline.checkpoint import IdSet, LockHeld, OutputFolder, _alive, id_hash, now_iso
+from pipeline.checkpoint import (
+    SETTLED_COLUMNS,
+    IdSet,
+    LockHeld,
+    OutputFolder,
+    _alive,
+    id_hash,
+    now_iso,
+    settled_failure_ids,
+)
 from pipeline.errors import PipelineError
 from pipeline.redact import get_logger, redact
 from pipeline.sinks.cloud import closed_cloud_parts, read_cloud_parts, unfinished_cloud_parts
@@ -59,6 +68,9 @@ class CloudOutputFolder:
         """The id column of every closed part, and nothing else."""
         tables = read_cloud_parts(closed_cloud_parts(folder), columns=["id"])
         return IdSet(id_hash(i) for table in tables for i in table.column("id").to_pylist())
+
+    def settled_failures(self) -> IdSet:
+        return settled_failure_ids(read_cloud_parts(closed_cloud_parts(self.failures), columns=SETTLED_COLUMNS))
 
     # ---- job.json
 
@@ -143,6 +155,9 @@ class Output(Protocol):
     def remove_temp_files(self) -> int: ...
 
     def ids_in(self, folder: Any) -> IdSet: ...
+
+    def settled_failures(self) -> IdSet:
+        """Failed ids a plain rerun skips: those whose latest failure was not transient."""
 
     def read_job(self) -> dict[str, Any] | None: ...
 

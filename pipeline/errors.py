@@ -18,6 +18,8 @@
             ├── ConflictError              409
             ├── UnprocessableEntityError   422
             ├── RateLimitError             429
+            │   ├── InsufficientQuotaError 429 insufficient_quota: billing, not pacing (exit 3)
+            │   └── RequestTooLargeError   429 for a request larger than the per-minute limit itself
             └── InternalServerError        >= 500
 """
 
@@ -123,6 +125,16 @@ class RateLimitError(APIStatusError):
     pass
 
 
+class InsufficientQuotaError(RateLimitError):
+    """429 `insufficient_quota`: the subscription's billing or a spent monthly quota, not the pacing
+    window. Waiting does not help (50 rows took 300 attempts and 77 s when it was retried): the job stops."""
+
+
+class RequestTooLargeError(RateLimitError):
+    """429 for one request larger than the per-minute limit itself ("Request too large ... Limit 30000,
+    Requested 50000"): it can never be admitted, so it fails its row (a batch is split) and holds no one."""
+
+
 class InternalServerError(APIStatusError):
     pass
 
@@ -152,6 +164,23 @@ def is_retryable(error: BaseException) -> bool:
     """Transient failures worth another attempt (the openai SDK's rule, minus x-should-retry)."""
     if isinstance(error, APIConnectionError | InvalidResponseError):
         return True
+    if isinstance(error, InsufficientQuotaError | RequestTooLargeError):
+        return False
     if isinstance(error, APIStatusError):
         return error.status in RETRYABLE_STATUSES or (error.status or 0) >= 500
     return False
+
+
+# A failure row whose every attempt ended like this says nothing about the row: the service was
+# unreachable, slow or out of quota at the time. A plain rerun sends it again (preflight), unlike a
+# refusal of the row itself (400, content filter, a bad answer), which only --retry-failed sends again.
+TRANSIENT_ERROR_CLASSES = frozenset({"APIConnectionError", "APITimeoutError", "RateLimitError",
+                                     "InternalServerError"})
+
+
+def is_transient_failure(stage: str | None, error_class: str | None, status: int | None) -> bool:
+    """Whether a failure row (its stage, error class and status) was the service's moment, not the row's."""
+    if stage != "request":
+        return False
+    return error_class in TRANSIENT_ERROR_CLASSES or (error_class == "APIStatusError" and status in (408, 409))
+

@@ -116,6 +116,6 @@ def preflight(spec: JobSpec, retry_failed: bool = False, read_done: bool = True)
         out.prepare()
         done = out.ids_in(out.results)
         if not retry_failed:
-            failed_before = out.ids_in(out.failures).without(done)
+            failed_before = out.settled_failures().without(done)
             done = IdSet.union(done, failed_before)
     return Preflight(spec, endpoint, source, total, out, done, failed_before)

@@ -59,6 +59,12 @@ def _failed_earlier(summary: dict[str, Any]) -> str:
     return f"; {earlier} of them failed earlier" if earlier else ""
 
 
+def _transient(summary: dict[str, Any]) -> str:
+    transient = summary.get("rows_failed_transient")
+    return (f" ({transient} of them on transient errors: timeouts, 5xx, 429s; a plain rerun sends them again)"
+            if transient else "")
+
+
 def summary_text(summary: dict[str, Any], output: str) -> str:
     latency = summary.get("latency", {})
     retries = ", ".join(f"{k} {v}" for k, v in sorted(summary.get("retries", {}).items())) or "none"
@@ -74,6 +80,7 @@ def summary_text(summary: dict[str, Any], output: str) -> str:
     if cost:
         lines.append(f"cost: {'~' if cost['estimated'] else ''}${cost['amount']:.4f} ({cost['prices']})")
     if summary.get("failures_by_code"):
-        lines.append("failures: " + ", ".join(f"{k} {v}" for k, v in summary["failures_by_code"].items()))
+        lines.append("failures: " + ", ".join(f"{k} {v}" for k, v in summary["failures_by_code"].items())
+                     + _transient(summary))
     lines.append(f"output: {output}")
     return "\n".join(lines)

@@ -38,12 +38,16 @@ from pipeline.errors import (
     AuthenticationError,
     BadRequestError,
     InputError,
+    InsufficientQuotaError,
     JobAborted,
     NotFoundError,
     PermissionDeniedError,
     PipelineError,
+    RequestTooLargeError,
     UnprocessableEntityError,
+    is_transient_failure,
 )
+from pipeline.jobwide import SameRefusal, could_be_job_wide
 from pipeline.preflight import Preflight, preflight
 from pipeline.pricing import prices_for
 from pipeline.redact import get_logger, redact
@@ -141,6 +145,8 @@ class Job:
         self.stop_message: str | None = None
         self.any_success = False
         self.sent_rows = 0
+        self._same_refusal = SameRefusal()
+        self._held_refusals: list[tuple[list[Row], APIError]] = []  # failed once known to be the rows'
         self.files: OutputFiles | None = None
         self.prices = prices_for(spec)
         self._deadline = time.monotonic() + options.max_duration_s if options.max_duration_s else None
@@ -271,6 +277,8 @@ class Job:
             if self.endpoint.writes_files and self.files is not None:
                 results = await self.endpoint.finish(request, results, self.files)
         except APIError as error:
+            if self._refused_job_wide(batch, error):
+                return
             if len(batch) > 1 and _blames_content(error) and not self.stopping.is_set():
                 await self._split(client, batch)
             else:
@@ -291,7 +299,7 @@ class Job:
             log.exception("unexpected error while processing rows %s", [item.row.id for item in batch[:3]])
             self._fail_rows([item.row for item in batch], error, "internal")
             return
-        self.any_success = True
+        self._on_first_success()
         await self._room_for(self.results)
         latency_ms = round(response.latency_s * 1000, 2)
         tokens_in = tokens_out = images = 0
@@ -319,11 +327,38 @@ class Job:
         await self._process(client, batch[half:])
 
     def _on_api_error(self, batch: list[Item], error: APIError) -> None:
-        if isinstance(error, AuthenticationError | PermissionDeniedError) or (
+        if isinstance(error, AuthenticationError | PermissionDeniedError | InsufficientQuotaError) or (
                 isinstance(error, NotFoundError) and not self.any_success):
             self.stop(EXIT_ABORTED, _abort_message(error, self.spec))
             return
-        self._fail_rows([item.row for item in batch], error, "request")
+        rows = [item.row for item in batch]
+        if not self.any_success and could_be_job_wide(error):
+            self._held_refusals.append((rows, error))  # failed once a success (or the end) shows it is theirs
+            return
+        self._fail_rows(rows, error, "request")
+
+    def _refused_job_wide(self, batch: list[Item], error: APIError) -> bool:
+        """The first answers are all the same refusal and nothing succeeded: stop the job with it (exit 3).
+        The rows refused so far are not failed: a rerun after the fix sends them."""
+        if self.any_success or not self._same_refusal.note(error, (item.row.id for item in batch)):
+            return False
+        self._held_refusals.clear()
+        self.stop(EXIT_ABORTED, f"the service refused the job: the first requests were all answered with the same "
+                  f"error and none succeeded ({error}); check the spec (api_version, model or deployment, "
+                  "[params]) and run again")
+        return True
+
+    def _on_first_success(self) -> None:
+        if not self.any_success:
+            self.any_success = True
+            self._same_refusal.clear()
+            self.settle_refusals()
+
+    def settle_refusals(self) -> None:
+        """The refusals held back while they might have been the job's are the rows' after all: fail them."""
+        held, self._held_refusals = self._held_refusals, []
+        for rows, error in held:
+            self._fail_rows(rows, error, "request")
 
     def _off_loop(self) -> bool:
         """Whether this is another thread than the loop's (batch input files are written on the writer's)."""
@@ -336,7 +371,9 @@ class Job:
         for row in rows:
             self.failures.add(failure_record(row, error, stage))
         code = (error.code if isinstance(error, APIError) else None) or _code_for(error)
-        self.emit("failed", rows=len(rows), code=code, requested=stage == "request")
+        status = error.status if isinstance(error, APIError) else None
+        self.emit("failed", rows=len(rows), code=code, requested=stage == "request",
+                  transient=is_transient_failure(stage, type(error).__name__, status))
         self._note_added(self.failures)
 
     # ---- committing
@@ -399,7 +436,7 @@ def _blames_content(error: APIError) -> bool:
     """400, 413 and 422 refuse what was sent: with several rows in one request, maybe one row.
     An answer with more or fewer results than inputs is split too: the same request would get the
     same answer (retry.splits_instead keeps it from being retried), smaller ones may not."""
-    if isinstance(error, AnswerCountError):
+    if isinstance(error, AnswerCountError | RequestTooLargeError):
         return True
     return isinstance(error, BadRequestError | UnprocessableEntityError) or error.status == 413
 
@@ -409,6 +446,8 @@ def _abort_message(error: APIError, spec: JobSpec) -> str:
     if isinstance(error, NotFoundError):
         hint = (f"check deployment = \"{service.model_name}\", base_url and api_version"
                 if service.provider != "openai" else f"check model = \"{service.model_name}\" and base_url")
+    elif isinstance(error, InsufficientQuotaError):
+        hint = "the subscription or key is out of quota or credit: check its plan and billing, then run again"
     elif isinstance(error, AuthenticationError):
         hint = "check the API key (its environment variable) or the Entra ID role assignment"
     else:
@@ -493,6 +532,8 @@ async def _drive(job: Job, client: ServiceClient, router: Router) -> None:
     reporter = asyncio.create_task(_report_progress(job, router))
     try:
         await _wait_workers(job, workers)
+        if not job.stopping.is_set():
+            job.settle_refusals()  # the run ended before any success or a third like refusal decided
     finally:
         # Cancelling the flusher mid-write is safe: the write itself is shielded (on_writer_thread).
         for task in (producer, flusher, reporter, *workers):

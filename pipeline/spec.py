@@ -130,7 +130,8 @@ class LimitsSpec:
     timeout_s: float = 60.0
     batch_size: int = 256  # embeddings: inputs per request (<= 2048)
     batch_tokens: int = 32_000  # embeddings: estimated tokens per request
-    max_retry_wait_s: float = 60.0
+    max_retry_wait_s: float = 60.0  # the longest wait for one request, and for a 429's hold of all of them
+    max_outage_s: float = 30.0  # no answer (or only 5xx) for this long stops the run, resumable; 0: never
     max_rows: int | None = None
     max_tokens: int | None = None
     max_cost: float | None = None
@@ -559,6 +560,7 @@ def _parse_limits(sec: _Section, endpoint: str) -> LimitsSpec:
         batch_size=sec.take_positive("batch_size", int, 256),
         batch_tokens=sec.take_positive("batch_tokens", int, 32_000),
         max_retry_wait_s=sec.take_positive("max_retry_wait_s", float, 60.0, minimum=0),
+        max_outage_s=sec.take_positive("max_outage_s", float, 30.0, minimum=0),
         max_rows=sec.take_positive("max_rows", int),
         max_tokens=sec.take_positive("max_tokens", int),
         max_cost=sec.take_positive("max_cost", float, minimum=0),

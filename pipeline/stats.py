@@ -18,6 +18,7 @@ class RunStats:
     failed: int = 0
     skipped: int = 0
     failed_earlier: int = 0  # of the skipped: rows whose earlier failure stands (not sent again)
+    failed_transient: int = 0  # of the failed: the service's moment (errors.is_transient_failure), sent again
     requests: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
@@ -45,8 +46,9 @@ class RunStats:
         self.tokens_out += tokens_out
         self._sample_latency(latency_s)
 
-    def _on_failed(self, rows: int, code: str, requested: bool = True) -> None:
+    def _on_failed(self, rows: int, code: str, requested: bool = True, transient: bool = False) -> None:
         self.failed += rows
+        self.failed_transient += rows if transient else 0
         self.failures_by_code[code] += rows
         if requested:
             self.requests += 1
@@ -92,6 +94,7 @@ class RunStats:
             "rows_failed": self.failed,
             "rows_skipped": self.skipped,
             "rows_failed_earlier": self.failed_earlier,
+            "rows_failed_transient": self.failed_transient,
             "requests": self.requests,
             "wall_time_s": round(elapsed, 3),
             "rows_per_s": round(self.succeeded / elapsed, 2),

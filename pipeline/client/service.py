@@ -10,6 +10,7 @@ import aiohttp
 from tenacity import RetryCallState
 
 from pipeline.client.deployment import Deployment, DeploymentDropped, Router
+from pipeline.client.health import ServiceHealth
 from pipeline.client.limiter import Rerouted
 from pipeline.client.retry import retry_cause, retry_policy
 from pipeline.client.transport import DEFAULT_ANSWER_CAP, fetch_bytes, send_once
@@ -18,10 +19,12 @@ from pipeline.errors import (
     APIConnectionError,
     APIError,
     AuthenticationError,
+    InsufficientQuotaError,
     InternalServerError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    RequestTooLargeError,
 )
 from pipeline.redact import get_logger
 from pipeline.spec import JobSpec
@@ -49,6 +52,7 @@ class ServiceClient:
         self.session = session
         self._on_event = on_event or (lambda *a, **k: None)
         self._timeout = aiohttp.ClientTimeout(total=spec.limits.timeout_s)
+        self.health = ServiceHealth(spec.limits.max_outage_s, spec.limits.max_retry_wait_s)
         self._policy = retry_policy(spec.limits.max_attempts, spec.limits.max_retry_wait_s, self._before_retry)
 
     def _before_retry(self, state: RetryCallState) -> None:
@@ -84,11 +88,19 @@ class ServiceClient:
         raise AssertionError("unreachable: tenacity reraises")
 
     async def _attempt(self, request: Request, attempt: int) -> HttpResponse:
+        """One attempt, at the deployment that can take it soonest; its outcome tells `health` whether
+        the service is there at all (which may stop the run: JobAborted)."""
         while True:
+            deployment = self.router.choose(request.tokens)
             try:
-                return await self._attempt_at(self.router.choose(request.tokens), request, attempt)
+                response = await self._attempt_at(deployment, request, attempt)
             except Rerouted:
                 continue  # it waited for a deployment a 429 held up: the Router picks again
+            except APIError as error:
+                self.health.on_error(error, deployment.url(request.op))
+                raise
+            self.health.on_answer()
+            return response
 
     async def _attempt_at(self, deployment: Deployment, request: Request, attempt: int) -> HttpResponse:
         deployment.in_flight += 1
@@ -121,6 +133,9 @@ class ServiceClient:
         try:
             response = await send_once(self.session, url, headers, request, body, self._timeout, form,
                                        deployment.proxy, self.spec.limits.max_answer_bytes)
+        except (InsufficientQuotaError, RequestTooLargeError) as error:
+            _log_outcome(url, attempt, error=error, body=body)  # 429s that say nothing about the pacing window
+            raise
         except RateLimitError as error:
             deployment.pacer.on_rate_limited(error.retry_after, generation)
             self._on_event("throttled", retry_after=error.retry_after)

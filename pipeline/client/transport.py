@@ -13,6 +13,7 @@ import dataclasses
 import email.utils
 import html
 import json
+import math
 import re
 import time
 import urllib.parse
@@ -29,7 +30,9 @@ from pipeline.errors import (
     APIStatusError,
     APITimeoutError,
     ContentFilterError,
+    InsufficientQuotaError,
     InvalidResponseError,
+    RequestTooLargeError,
     error_class_for_status,
 )
 from pipeline.redact import redact
@@ -67,6 +70,20 @@ ERROR_KIND_STATUS: tuple[tuple[str, int], ...] = (
     ("overloaded", 503), ("unavailable", 503), ("server_error", 500), ("internal", 500),
 )
 ERROR_PREFIX = re.compile(rb'\s*\{\s*"error"\s*:')
+# A 429 for a request the per-minute limit can never admit, as OpenAI words it: "Request too large for
+# gpt-4o ... on tokens per min (TPM): Limit 30000, Requested 50000." (a plain 429 says "Used ..., Requested").
+TOO_LARGE_TEXT = re.compile(r"request too large", re.IGNORECASE)
+LIMIT_REQUESTED = re.compile(r"Limit:? (\d+), Requested:? (\d+)", re.IGNORECASE)
+
+# Where a 429's wait is said, first found wins: the openai SDK's order, then what gateways send.
+# LiteLLM passes the provider's headers on with an `llm_provider-` prefix and answers its own rpm limit
+# with `llm_provider-retry-after: 60`; `x-ms-retry-after-ms` is Azure Resource Manager's.
+RETRY_AFTER_MS_HEADERS = ("retry-after-ms", "llm_provider-retry-after-ms", "x-ms-retry-after-ms")
+RETRY_AFTER_HEADERS = ("retry-after", "llm_provider-retry-after", "x-retry-after")
+# The service's request id, else one a gateway gives the call (LiteLLM's x-litellm-call-id): a failure
+# row or a result should always name something the operator can look up in some log.
+REQUEST_ID_HEADERS = ("x-request-id", "apim-request-id", "llm_provider-x-request-id", "llm_provider-apim-request-id",
+                      "x-ms-request-id", "x-litellm-call-id", "x-correlation-id")
 
 
 class AnswerTooLargeError(APIError):
@@ -238,7 +255,7 @@ def _lower(headers: Any) -> dict[str, str]:
 
 
 def request_id_of(headers: dict[str, str]) -> str | None:
-    return headers.get("x-request-id") or headers.get("apim-request-id")
+    return next((headers[name] for name in REQUEST_ID_HEADERS if headers.get(name)), None)
 
 
 async def read_sse(resp: aiohttp.ClientResponse, start: float,
@@ -355,12 +372,24 @@ def typed_error(status: int, headers: dict[str, str], error: dict[str, Any], fal
     inner = inner if isinstance(inner, dict) else {}
     detail = None
     cls: type[APIStatusError] = error_class_for_status(status)
+    if status == 429:
+        cls = _rate_limit_class(code or str(error.get("type") or ""), message)
     if status == 400 and (code in CONTENT_FILTER_CODES or inner.get("code") in CONTENT_FILTER_CODES):
         cls = ContentFilterError
         filters = inner.get("content_filter_result") or inner.get("content_filter_results")
         detail = json.dumps(filters, sort_keys=True) if filters else None
     return cls(redact(message), status=status, code=code, request_id=request_id_of(headers),
                retry_after=retry_after_of(headers), detail=detail)
+
+
+def _rate_limit_class(kind: str, message: str) -> type[APIStatusError]:
+    """Which 429 this is: billing (insufficient_quota), a request that can never fit, or the pacing window."""
+    if kind.lower() == "insufficient_quota":
+        return InsufficientQuotaError
+    sizes = LIMIT_REQUESTED.search(message)
+    if TOO_LARGE_TEXT.search(message) or (sizes is not None and int(sizes.group(2)) > int(sizes.group(1))):
+        return RequestTooLargeError
+    return error_class_for_status(429)
 
 
 def _error_in(data: dict[str, Any]) -> dict[str, Any] | None:
@@ -412,20 +441,29 @@ def _error_object(body: bytes) -> dict[str, Any]:
 
 
 def retry_after_of(headers: dict[str, str]) -> float | None:
-    """retry-after-ms, else retry-after as seconds or an HTTP date (the openai SDK's order)."""
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
+    """How long the service asks us to wait: milliseconds, else seconds or an HTTP date, in the header
+    spellings of RETRY_AFTER_MS_HEADERS and RETRY_AFTER_HEADERS (the first present and readable wins)."""
+    for name in RETRY_AFTER_MS_HEADERS:
+        if headers.get(name) and (millis := _number(headers[name])) is not None:
+            return max(0.0, millis / 1000)
+    for name in RETRY_AFTER_HEADERS:
+        if headers.get(name) and (seconds := _seconds_or_date(headers[name])) is not None:
+            return seconds
+    return None
+
+
+def _number(value: str) -> float | None:
     try:
-        return max(0.0, float(value))
+        number = float(value)
     except ValueError:
-        pass
+        return None
+    return number if math.isfinite(number) else None  # "nan" and "inf" parse, and mean nothing here
+
+
+def _seconds_or_date(value: str) -> float | None:
+    seconds = _number(value)
+    if seconds is not None:
+        return max(0.0, seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -14,11 +14,13 @@ from pipeline.errors import (
     BadRequestError,
     ConflictError,
     ContentFilterError,
+    InsufficientQuotaError,
     InternalServerError,
     InvalidResponseError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    RequestTooLargeError,
     UnprocessableEntityError,
     is_retryable,
 )
@@ -49,10 +51,48 @@ def test_transport_failures_are_retryable(error: Exception) -> None:
     ({"retry-after": "3"}, 3.0),
     ({"retry-after": "0.25"}, 0.25),
     ({"retry-after": "soon"}, None),
+    ({"retry-after": "nan"}, None),
+    ({"retry-after-ms": "inf", "retry-after": "2"}, 2.0),
+    ({"llm_provider-retry-after": "60"}, 60.0),  # LiteLLM's own rpm limit says it only this way
+    ({"llm_provider-retry-after-ms": "250"}, 0.25),
+    ({"x-ms-retry-after-ms": "1200"}, 1.2),
+    ({"x-retry-after": "4"}, 4.0),
     ({}, None),
 ])
 def test_retry_after(headers: dict[str, str], expected: float | None) -> None:
     assert retry_after_of(headers) == expected
+
+
+@pytest.mark.parametrize(("headers", "expected"), [
+    ({"x-request-id": "svc", "x-litellm-call-id": "gw"}, "svc"),
+    ({"llm_provider-x-request-id": "svc-behind-gateway", "x-litellm-call-id": "gw"}, "svc-behind-gateway"),
+    ({"x-litellm-call-id": "gw-1"}, "gw-1"),
+    ({"x-request-id": ""}, None),
+])
+def test_request_id_falls_back_to_the_gateways(headers: dict[str, str], expected: str | None) -> None:
+    assert status_error(500, headers, b"").request_id == expected
+
+
+QUOTA_BODY = {"error": {"message": "You exceeded your current quota, please check your plan and billing details.",
+                        "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}}
+TOO_LARGE = ("Request too large for gpt-4o in organization org-x on tokens per min (TPM): Limit 30000, "
+             "Requested 50000. The input or output tokens must be reduced in order to run successfully.")
+RATE_REACHED = ("Rate limit reached for gpt-4o in organization org-x on tokens per min (TPM): Limit 30000, "
+                "Used 29000, Requested 2000. Please try again in 2s.")
+
+
+@pytest.mark.parametrize(("body", "cls", "retryable"), [
+    (QUOTA_BODY, InsufficientQuotaError, False),
+    ({"error": {"message": "billing", "type": "insufficient_quota", "code": None}}, InsufficientQuotaError, False),
+    ({"error": {"message": TOO_LARGE, "type": "tokens", "code": "rate_limit_exceeded"}}, RequestTooLargeError, False),
+    ({"error": {"message": RATE_REACHED, "type": "tokens", "code": "rate_limit_exceeded"}}, RateLimitError, True),
+    ({"error": {"code": "429", "message": "Requests to the Embeddings_Create Operation have exceeded call rate limit"}},
+     RateLimitError, True),
+])
+def test_which_429(body: dict, cls: type, retryable: bool) -> None:
+    error = status_error(429, {}, json.dumps(body).encode())
+    assert type(error) is cls and isinstance(error, RateLimitError)
+    assert is_retryable(error) is retryable
 
 
 def test_retry_after_http_date() -> None:
