@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from pipeline.batch.book import batch_summary, summary_lines
 from pipeline.cloud_checkpoint import Output, open_output
-from pipeline.errors import InputError, PipelineError
+from pipeline.errors import InputError, PipelineError, is_transient_failure
 from pipeline.sinks.cloud import read_cloud_dataset
 from pipeline.sinks.parquet import closed_parts
 from pipeline.sources import open_source
@@ -45,11 +45,18 @@ def latest_failures(out: Output) -> pa.Table | None:
     return failures.take(pa.array(sorted(latest.values()), type=pa.int64()))
 
 
+def _transient_count(failures: pa.Table) -> int:
+    columns = [failures[name].to_pylist() if name in failures.column_names else [None] * failures.num_rows
+               for name in ("stage", "error_class", "status")]
+    return sum(is_transient_failure(*values) for values in zip(*columns, strict=True))
+
+
 def job_status(out: Output, total: int | None) -> dict[str, Any]:
     ids = read_dataset(out.results, ["id"])
     done = len(pc.unique(ids["id"])) if ids is not None else 0
     failures = latest_failures(out)
     failed = failures.num_rows if failures is not None else 0
+    transient = _transient_count(failures) if failures is not None else 0
     groups: dict[str, dict[str, Any]] = {}
     if failures is not None:
         codes = Counter(failures["error_code"].to_pylist())
@@ -60,6 +67,7 @@ def job_status(out: Output, total: int | None) -> dict[str, Any]:
     runs = job.get("runs", [])
     return {
         "output": str(out.path), "name": job.get("name"), "total": total, "done": done, "failed": failed,
+        "failed_transient": transient,  # of the failed: sent again by a plain rerun
         "remaining": None if total is None else max(0, total - done - failed),
         "failures_by_code": groups, "runs": len(runs),
         "last_run": {k: runs[-1].get(k) for k in ("started", "ended", "exit_code", "message")} if runs else None,
@@ -72,6 +80,9 @@ def status_text(status: dict[str, Any]) -> str:
     lines = [f"job {status['name'] or '?'} in {status['output']}",
              f"done {status['done']}, failed {status['failed']}, remaining {status['remaining']}"
              + (f" of {status['total']}" if status["total"] is not None else "")]
+    if status.get("failed_transient"):
+        lines.append(f"  {status['failed_transient']} of the failed rows failed on transient errors (timeouts, 5xx, "
+                     "429s): a plain rerun sends them again")
     for code, group in status["failures_by_code"].items():
         lines.append(f"  {code}: {group['count']} (e.g. {group['sample']})")
     last = status["last_run"]

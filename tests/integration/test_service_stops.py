@@ -20,7 +20,7 @@ from pipeline.runner import run_job
 from pipeline.spec import load_spec
 
 from ..servers.misbehaving import Handler, MisbehavingServer, by_body, chat_answer, chat_body, json_answer
-from .conftest import read_dataset, write_job, write_rows
+from .conftest import read_dataset, run_cli, write_job, write_rows
 
 OPENAI = {"provider": "openai", "model": "gpt-4o-mini", "deployment": None, "auth": "api-key"}
 
@@ -235,6 +235,8 @@ def test_rows_failed_on_transient_errors_are_sent_again_by_a_plain_rerun(tmp_pat
     assert first.exit_code == 1
     assert sorted(outcome(tmp_path)[1]) == ["r003", "r008"]
     assert first.summary["rows_failed_transient"] == 1
+    status = run_cli("status", str(spec))
+    assert "1 of the failed rows failed on transient errors" in status.stdout, status.stdout + status.stderr
     server.script("flaky", by_body({"REFUSED": refused}, chat_answer()))  # the busy moment has passed
     again = run_job(load_spec(spec))
     results, _ = outcome(tmp_path)
