@@ -1,6 +1,6 @@
 """Benchmarks: quota efficiency, client overhead, embeddings throughput, memory (issue 3); audio and
 image files (issue 4); several deployments and batch mode (issue 8);
-the redo a kill -9 costs (issue 12).
+the redo a kill -9 costs (issue 12); a self-hosted server's capacity and slow input I/O (issue 13).
 
 Each module has `NAME` and `run(quick, work) -> list[Figure]`; `python -m bench` runs them.
 Benchmarks are not tests: they report figures against references from the same run and never
@@ -11,8 +11,22 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from bench import batch, deployments, embeddings, media, memory, overhead, quota, redo
+from bench import (
+    batch,
+    deployments,
+    embeddings,
+    gateway,
+    media,
+    memory,
+    overhead,
+    quota,
+    ratio,
+    redo,
+    selfhosted,
+    slowio,
+)
 
 BENCHMARKS: dict[str, ModuleType] = {
-    module.NAME: module for module in (quota, overhead, embeddings, memory, media, deployments, batch, redo)
+    module.NAME: module for module in (quota, overhead, embeddings, memory, media, deployments, batch, redo,
+                                        ratio, selfhosted, gateway, slowio)
 }

@@ -16,7 +16,7 @@ import signal
 import ssl
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from pipeline.checkpoint import OutputFolder, now_iso
 from pipeline.client.auth import TokenCredential, make_auth
+from pipeline.client.concurrency import piece_size
 from pipeline.client.deployment import Deployment, Router
 from pipeline.client.limiter import Pacer
 from pipeline.client.service import USER_AGENT, ServiceClient
@@ -55,9 +56,10 @@ from pipeline.sinks.files import OutputFiles
 from pipeline.sinks.parquet import OutputWriteError, PartWriter
 from pipeline.sinks.writer import WriterThread
 from pipeline.sources.base import Row
+from pipeline.sources.reader import ReaderThread
 from pipeline.spec import JobSpec, ServiceSpec
 from pipeline.stats import RunStats
-from pipeline.storage import Location
+from pipeline.storage import Location, StorageError
 from pipeline.version import __version__
 
 log = get_logger("pipeline")
@@ -66,6 +68,7 @@ EXIT_OK, EXIT_ROWS_FAILED, EXIT_BAD_INPUT, EXIT_ABORTED = 0, 1, 2, 3
 EXIT_BUDGET, EXIT_OUTPUT, EXIT_INTERNAL, EXIT_LOCKED = 4, 5, 70, 75
 T = TypeVar("T")
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+SKIPPED_PER_EVENT = 1000  # rows skipped as done, reported together: one event each would cost the loop
 
 COMMON_FIELDS = [pa.field("request_id", pa.string()), pa.field("attempts", pa.int32()),
                  pa.field("latency_ms", pa.float64()), pa.field("deployment", pa.string())]
@@ -124,6 +127,27 @@ def failure_record(row: Row, error: BaseException, stage: str, attempts: int = 0
 
 def _code_for(error: BaseException) -> str:
     return "invalid_row" if isinstance(error, RowError) else type(error).__name__
+
+
+@dataclass
+class _Skipped:
+    """Rows the producer skipped as done and has not reported yet."""
+
+    rows: int = 0
+    failed_earlier: int = 0  # of them: rows whose earlier failure stands
+
+    def add(self, failed_earlier: bool) -> int:
+        self.rows += 1
+        self.failed_earlier += failed_earlier
+        return self.rows
+
+    def report(self, emit: Callable[..., object]) -> None:
+        """As `skipped` events (those that failed earlier apart), then start counting again."""
+        if self.rows > self.failed_earlier:
+            emit("skipped", rows=self.rows - self.failed_earlier, failed_earlier=False)
+        if self.failed_earlier:
+            emit("skipped", rows=self.failed_earlier, failed_earlier=True)
+        self.rows = self.failed_earlier = 0
 
 
 class Job:
@@ -188,29 +212,59 @@ class Job:
 
     def finish_early(self, code: int, message: str | None = None) -> bool:
         """Take no more rows but finish those already taken (budgets). The first reason wins."""
+        if self._off_loop():  # a budget the reader thread reached: the stop reason is the loop's to set
+            self._loop.call_soon_threadsafe(self.finish_early, code, message)  # type: ignore[union-attr]
+            return True
         if self.stop_code is None:
             self.stop_code, self.stop_message = code, message
         return True
 
-    # ---- producing work
+    # ---- producing work (on the reader thread: sources.reader)
+
+    _reader: ReaderThread[list[Item] | None] | None = None  # set by produce()
 
     def _prepared(self, rows: Iterator[Row]) -> Iterator[Item]:
-        for row in rows:
-            if row.id in self.plan.done:
-                self.emit("skipped", rows=1, failed_earlier=row.id in self.plan.failed_before)
-                continue
-            if self._budget_reached():
-                return
+        """Rows to send as endpoint items: done ones skipped, bad ones failed, until a budget is reached.
+        Runs off the loop (the reader thread; batch mode's writer thread): `sent_rows` is the producer's
+        own, every other change goes through _from_producer."""
+        skipped = _Skipped()
+        emit = functools.partial(self._from_producer, self.emit)
+        try:
+            for row in rows:
+                if row.id in self.plan.done:
+                    if skipped.add(row.id in self.plan.failed_before) >= SKIPPED_PER_EVENT:
+                        skipped.report(emit)
+                    continue
+                if self._budget_reached():
+                    return
+                item = self._item(row)
+                if item is not None:
+                    self.sent_rows += 1
+                    yield item
+        finally:
+            skipped.report(emit)
+
+    def _item(self, row: Row) -> Item | None:
+        """The row's item, or None once it is failed (a row the source could not read, or one the endpoint
+        refuses). prepare may read the row's files: an audio file's first bytes, a vision input's image."""
+        try:
             if row.error is not None:
-                self._fail_rows([row], RowError(row.error), "input")
-                continue
-            try:
-                item = self.endpoint.prepare(row)
-            except RowError as exc:
-                self._fail_rows([row], exc, "input")
-                continue
-            self.sent_rows += 1
-            yield item
+                raise RowError(row.error)
+            return self.endpoint.prepare(row)
+        except RowError as exc:
+            self._from_producer(self._fail_rows, [row], exc, "input")
+            return None
+
+    def _from_producer(self, call: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+        """Apply a change the producer makes to state the loop owns (failure rows, counters). From the reader
+        thread it is handed over in order with the batches, and dropped once the run stopped listening (a
+        failure row counted after the last part write would fail the end-of-run check); anywhere else it is
+        called at once (emit and _fail_rows marshal themselves from batch mode's writer thread)."""
+        reader = self._reader
+        if reader is not None and reader.on_thread():
+            reader.call(functools.partial(call, *args, **kwargs))
+        else:
+            call(*args, **kwargs)
 
     def _as_counted(self, rows: Iterator[Row]) -> Iterator[Row]:
         """The rows preflight counted, no more and no fewer. An input that shrinks under a running job
@@ -242,14 +296,25 @@ class Job:
         return self.stopping.is_set()
 
     async def produce(self, max_request_tokens: int | None) -> None:
-        batches = self.endpoint.group(self._prepared(self._as_counted(self.plan.source.rows())), max_request_tokens)
+        """Fill the queue with batches, then one end marker per worker. Rows are read, counted, prepared and
+        grouped on the reader thread: a slow disk or object store holds that thread, never the workers."""
+        def batches() -> Iterator[list[Item]]:
+            rows = self._as_counted(self.plan.source.rows())
+            return self.endpoint.group(self._prepared(rows), max_request_tokens)
+
+        self._reader = ReaderThread(self.queue)
         try:
-            for batch in batches:
-                if self.stopping.is_set():
-                    break
-                await self.queue.put(batch)
-        except (InputError, OSError) as exc:  # the input broke mid-run: stop; idle workers must not wait forever
+            if not await _unless_stopped(self._reader.run(batches), self.stopping):
+                self._release_idle_workers()  # a stop: no more rows, even with a read still blocked
+                return
+        except (InputError, StorageError, OSError) as exc:  # the input broke mid-run: stop, exit 2
             self.stop(EXIT_BAD_INPUT, str(exc))
+            self._release_idle_workers()  # idle workers must not wait forever
+            return
+        except Exception as exc:  # a bug must stop the run, not leave the workers waiting for rows
+            log.exception("unexpected error while reading the input")
+            self.stop(EXIT_INTERNAL, f"internal error while reading the input ({type(exc).__name__}: "
+                      f"{redact(str(exc)[:300])}); results so far are kept, run again to continue")
             self._release_idle_workers()
             return
         for _ in range(self.spec.limits.concurrency):
@@ -271,6 +336,13 @@ class Job:
             await self._process(client, batch)
 
     async def _process(self, client: ServiceClient, batch: list[Item]) -> None:
+        # A server that computes a whole batch slower than the timeout gets it in pieces (client/concurrency.py).
+        while len(batch) > (cap := client.router.batch_cap(self.spec.limits)):
+            cut = piece_size(len(batch), cap)
+            await self._process(client, batch[:cut])
+            if self.stopping.is_set():
+                return  # the rest is left for the next run, like the batches still queued
+            batch = batch[cut:]
         request = self.endpoint.build(batch)
         try:
             results, response, attempts = await client.call(request, self.endpoint.parse)
@@ -432,6 +504,21 @@ class Job:
         return self.stats.succeeded - self.results.written, self.stats.failed - self.failures.written
 
 
+async def _unless_stopped(work: Coroutine[Any, Any, None], stopping: asyncio.Event) -> bool:
+    """Run `work` to its end (True; its error is raised), or until `stopping` is set (False: it is cancelled)."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait((task, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        task.cancel()  # a no-op once it has ended
+    if not task.done() or task.cancelled():
+        return False
+    task.result()
+    return True
+
+
 def _blames_content(error: APIError) -> bool:
     """400, 413 and 422 refuse what was sent: with several rows in one request, maybe one row.
     An answer with more or fewer results than inputs is split too: the same request would get the
@@ -489,7 +576,8 @@ def build_router(spec: JobSpec, endpoint: Endpoint, local_url: str | None,
         base_url = local_url if _needs_local_emulator(service) else service.base_url
         tpm = entry.tokens_per_minute if endpoint.counts_tokens else None
         deployments.append(Deployment(entry.name, service, base_url or "", make_auth(service, credential),
-                                      Pacer(entry.requests_per_minute, tpm)))
+                                      Pacer(entry.requests_per_minute, tpm,
+                                            max_hold_s=spec.limits.max_retry_wait_s)))
     return Router(deployments)
 
 

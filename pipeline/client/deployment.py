@@ -6,6 +6,10 @@ to the others; one refusing auth is dropped with a warning while the rest carry 
 counts requests: a deployment paced by tokens only is turned into requests/s with the size of
 a typical request, which the Router learns from the requests it routes. An attempt waiting in
 the pacer of a deployment that a 429 has held or slowed goes back to the Router for another.
+
+Each deployment also learns what its server can compute (client/concurrency.py): how many requests
+it takes at once and how many inputs in one. A batch is cut to the smallest cap of the active
+deployments, so that whichever takes it can answer it within the timeout.
 """
 
 from __future__ import annotations
@@ -15,13 +19,14 @@ import time
 from collections.abc import Callable
 
 from pipeline.client.auth import Auth
+from pipeline.client.concurrency import Capacity
 from pipeline.client.limiter import Pacer
 from pipeline.client.transport import proxy_for
 from pipeline.client.urls import model_in_body, request_url
 from pipeline.endpoints.base import FormPart, Request
 from pipeline.errors import APIConnectionError, JobAborted
 from pipeline.redact import get_logger
-from pipeline.spec import ServiceSpec
+from pipeline.spec import LimitsSpec, ServiceSpec
 
 log = get_logger("pipeline")
 UNPACED_RATE = 1e6  # requests/s assumed for a deployment without a request or token limit
@@ -60,6 +65,14 @@ class Deployment:
         self._clock = clock
         self._with_model = model_in_body(service)
         self.proxy = proxy_for(base_url) if base_url else None
+        self._capacity: Capacity | None = None
+
+    def capacity(self, limits: LimitsSpec) -> Capacity:
+        """This deployment's concurrency limit and batch cap, made on first use with the job's limits
+        as their ceilings (the spec's concurrency and batch_size) and its timeout as their yardstick."""
+        if self._capacity is None:
+            self._capacity = Capacity(limits.concurrency, limits.batch_size, limits.timeout_s, self._clock)
+        return self._capacity
 
     def url(self, op: str) -> str:
         return request_url(self.service, self.base_url, op)
@@ -93,6 +106,13 @@ class Deployment:
         rate = self.request_rate(typical_tokens)
         held = max(self.pacer.hold_remaining(), self._cool_until - self._clock(), 0.0)
         return held + (self.in_flight + 1) / rate
+
+    def state(self) -> str:
+        """The pacer's few words, and the server's capacity when it holds requests back."""
+        capacity = self._capacity
+        if capacity is None or not capacity.limiting():
+            return self.pacer.state()
+        return f"{self.pacer.state()}; {capacity.state()}"
 
     def on_success(self) -> None:
         self.succeeded += 1
@@ -141,8 +161,13 @@ class Router:
     def can_drop(self, deployment: Deployment) -> bool:
         return self.several and sum(d.active for d in self.deployments) > 1 and deployment.active
 
+    def batch_cap(self, limits: LimitsSpec) -> int:
+        """Inputs one request may carry now: the smallest cap of the active deployments."""
+        caps = [d.capacity(limits).batch.size for d in self.deployments if d.active]
+        return min(caps, default=limits.batch_size)
+
     def state(self) -> str:
         if not self.several:
-            return self.deployments[0].pacer.state()
-        parts = [f"{d.name}: {d.pacer.state() if d.active else 'dropped'}" for d in self.deployments]
+            return self.deployments[0].state()
+        parts = [f"{d.name}: {d.state() if d.active else 'dropped'}" for d in self.deployments]
         return "; ".join(parts)

@@ -4,12 +4,19 @@ Azure admits a request when the last 1-10 s hold fewer than quota*window/60 requ
 tokens, counted at arrival). So the buckets hold almost nothing in reserve (two requests; a
 fifth of a second of tokens) and start full: requests leave evenly spaced, never as a burst,
 and a one-second window check keeps lumpy token estimates under the quota.
-The configured limits are a ceiling. A 429 holds every worker until its retry-after has
-passed. If the service was admitting the whole configured rate, that is all (the 429 came
-from timing jitter at the quota's edge); otherwise the rate drops to a little under what the
-service admitted. Quiet success brings it back to that level quickly, then probes above it a
-percent a second while the service's headers show room. Without limits in the spec, the
-first 429 sets a ceiling from the achieved rate, raised again while answers show room.
+Tokens are paced as the service counts them: the TPM quota is in the service's tokens, and our
+estimate times the ratio learned from its headers (accounting.py) is what a request costs in it
+(the bucket runs at the quota over the ratio; the window check and the largest batch follow), so a
+service counting less than our deliberately high estimate gets its whole quota and one counting
+more gets no 429s.
+The configured limits are a ceiling. A 429 that is evidence about the quota holds every worker
+until its retry-after has passed (at most max_hold_s, [limits] max_retry_wait_s); a request
+refused again on a later attempt is not: it waits its own retry-after, and the others go on.
+If the service was admitting the whole configured rate, a hold is all (the 429 came from timing
+jitter at the quota's edge); otherwise the rate drops to a little under what the service admitted.
+Quiet success brings it back to that level quickly, then probes above it a percent a second while
+the service's headers show room. Without limits in the spec, the first 429 sets a ceiling from the
+achieved rate, raised again while answers show room.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from collections.abc import Awaitable, Callable
 
 from aiolimiter import AsyncLimiter
 
+from pipeline.client.accounting import ServiceTokenCount, Slot
 from pipeline.crashpoints import crash_point
 
 HEADROOM = 0.985  # pacing at exactly the quota earns 429s from timing jitter alone
@@ -36,6 +44,7 @@ TOKEN_RESERVE_S = 0.2
 ADMITTED_WINDOW_S = 2.0
 ADMITTED_REQUESTS = 4.5  # ... or long enough to hold this many requests at the ceiling's rate
 WINDOW_S = 1.0  # the shortest window Azure evaluates quota over
+SERVICE_WINDOWS_S = (1.0, 10.0)  # the windows Azure evaluates quota over
 ADMITTED_SHARE = 0.95  # after a 429, pace a little under what the service let through
 PROBE_STEP = 0.01  # then try above it again, at least a percent a second
 MUCH_ROOM = 0.25  # or quicker while the service's window is far from full
@@ -47,6 +56,8 @@ GIVE_UP_CHECK_S = 0.25  # how often a held attempt asks whether another deployme
 AT_CEILING_SHARE = 0.97  # a 429 while the service admits this share of the spec's rate is jitter
 ISOLATED_429_S = 10.0  # ... and so is the first 429 for this long while it admits ISOLATED_SHARE
 ISOLATED_SHARE = 0.9
+DEFAULT_HOLD_S = 1.0  # a 429 that says no wait
+MAX_HOLD_S = 60.0  # [limits] max_retry_wait_s's default: the longest shared hold
 
 
 def _room_share(remaining_requests: int | None, remaining_tokens: int | None, limit_requests: int | None,
@@ -82,10 +93,14 @@ class Pacer:
     """Shared by all workers of one deployment."""
 
     def __init__(self, rpm: float | None, tpm: float | None, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep, max_hold_s: float = MAX_HOLD_S) -> None:
         self.rpm_ceiling = rpm * HEADROOM if rpm else None
-        self.tpm_ceiling = tpm * HEADROOM if tpm else None
+        self.tpm_ceiling = tpm * HEADROOM if tpm else None  # in the service's tokens
         self.scale = 1.0
+        self.max_hold_s = max_hold_s
+        self.holds = 0  # shared holds begun or lengthened, and their total length: what 429s cost everyone
+        self.held_s = 0.0
+        self._count = ServiceTokenCount()
         self._ceiling_from_spec = bool(rpm or tpm)
         self._clock = clock
         self._sleep = sleep
@@ -112,12 +127,18 @@ class Pacer:
         return self.rpm_ceiling * self.scale / 60 if self.rpm_ceiling else None
 
     def token_rate(self) -> float | None:
-        return self.tpm_ceiling * self.scale / 60 if self.tpm_ceiling else None
+        """Our estimated tokens per second: the service's rate over what it counts per token of ours."""
+        return self.tpm_ceiling * self.scale / 60 / self.ratio if self.tpm_ceiling else None
+
+    @property
+    def ratio(self) -> float:
+        """The service's token count per token of our estimate (1.0 until its headers say otherwise)."""
+        return self._count.ratio
 
     def max_request_tokens(self) -> int | None:
         """Largest estimate a batched request should carry: an eighth of a second of token quota,
         so requests stay small against the service's shortest window and pace evenly."""
-        return max(1, int(self.tpm_ceiling / 60 / 8)) if self.tpm_ceiling else None
+        return max(1, int(self.tpm_ceiling / 60 / 8 / self.ratio)) if self.tpm_ceiling else None
 
     def _rebuild(self) -> None:
         request_rate, token_rate = self.request_rate(), self.token_rate()
@@ -130,7 +151,14 @@ class Pacer:
     # ---- acquiring
 
     async def acquire(self, tokens: int, give_up: Callable[[], bool] | None = None) -> int:
-        """Wait for the shared hold, a request slot and `tokens` of budget; returns the rate generation.
+        """acquire_slot, for callers that need only the rate generation."""
+        return (await self.acquire_slot(tokens, give_up)).generation
+
+    async def acquire_slot(self, tokens: int, give_up: Callable[[], bool] | None = None) -> Slot:
+        """Wait for the shared hold, a request slot and `tokens` (our estimate) of budget.
+
+        The Slot returned says when the request left and at which rate generation; hand it back to
+        on_success / on_rate_limited, which match the service's headers to it.
 
         `give_up` is asked whenever a hold or a rate change makes the wait longer; when it says
         yes, Rerouted is raised (another deployment would take the request sooner).
@@ -152,12 +180,12 @@ class Pacer:
                 self.waited["rpm"] += self._clock() - started
             if self._tokens is not None and tokens > 0:
                 started = self._clock()
-                sent = await self._acquire_tokens(tokens, generation)
+                slot = await self._acquire_tokens(tokens, generation)
                 self.waited["tpm"] += self._clock() - started
             else:
-                sent = await self._window_check(0, generation)
-            if sent:
-                return generation
+                slot = await self._window_check(tokens, generation, counts_tokens=False)
+            if slot is not None:
+                return slot
             if give_up is not None and give_up():
                 raise Rerouted
 
@@ -170,7 +198,7 @@ class Pacer:
             bucket = self._uncharged.pop()
             await bucket.acquire(bucket.max_rate)
 
-    async def _acquire_tokens(self, tokens: int, generation: int) -> bool:
+    async def _acquire_tokens(self, tokens: int, generation: int) -> Slot | None:
         """Pay `tokens` into the token bucket, then pass the one-second window check.
 
         acquire() raises above capacity, so a large estimate is paid in capacity-sized pieces,
@@ -183,34 +211,43 @@ class Pacer:
         async with self._token_lock:
             bucket = self._tokens
             if bucket is None or self._stale(generation):
-                return False
-            remaining = float(tokens)
+                return None
+            remaining = float(tokens)  # our estimate: the bucket's rate is the service's over the ratio
             while remaining > 0:
                 piece = min(remaining, bucket.max_rate / 2)
                 await bucket.acquire(piece)
                 remaining -= piece
             return await self._window_check(tokens, generation)
 
-    async def _window_check(self, tokens: int, generation: int) -> bool:
+    async def _window_check(self, tokens: int, generation: int, counts_tokens: bool = True) -> Slot | None:
         """Wait until the service's windows have room for one more request and its tokens, and count
         both at that instant: the moment it leaves. (A request slot taken before a token wait would
-        otherwise leave late, closer to the next one than the rate allows.) False, counting nothing,
+        otherwise leave late, closer to the next one than the rate allows.) None, counting nothing,
         when the slot went stale meanwhile."""
+        counted = tokens if counts_tokens else 0
         while True:
             if self._stale(generation):
-                return False
+                return None
             now = self._clock()
-            wait = max(self._requests_wait(now), self._tokens_wait(now, tokens))
+            wait = max(self._requests_wait(now), self._tokens_wait(now, counted))
             if wait <= 0:
-                if self.rpm_ceiling:
-                    self._arrivals.append(now)
-                if tokens > 0 and self.tpm_ceiling:
-                    # Like the service, a charge over a window's worth stays proportionally longer.
-                    stay = WINDOW_S * max(1.0, tokens / self._token_allowance())
-                    heapq.heappush(self._window, (now + stay, tokens))
-                    self._window_tokens += tokens
-                return True
+                return self._leave(now, tokens, counted, generation)
             await self._sleep(wait + 0.001)
+
+    def _leave(self, now: float, tokens: int, counted: int, generation: int) -> Slot:
+        """Count a request leaving now in our copies of the service's windows."""
+        if self.rpm_ceiling:
+            self._arrivals.append(now)
+        if counted > 0 and self.tpm_ceiling:
+            # Like the service, a charge over a window's worth stays proportionally longer. Our
+            # estimates are kept, not the service's tokens: a new ratio then applies to the past too.
+            stay = WINDOW_S * max(1.0, counted * self.ratio / self._token_allowance())
+            heapq.heappush(self._window, (now + stay, counted))
+            self._window_tokens += counted
+        slot = Slot(generation, now, tokens)
+        if tokens > 0 and self.tpm_ceiling:
+            self._count.sent.add(slot)
+        return slot
 
     def _tokens_wait(self, now: float, tokens: int) -> float:
         """Seconds until the last second has room for `tokens` (a lone large request always has)."""
@@ -218,10 +255,11 @@ class Pacer:
             self._window_tokens -= heapq.heappop(self._window)[1]
         if tokens <= 0 or not self.tpm_ceiling or not self._window:
             return 0.0
-        return 0.0 if self._window_tokens + tokens <= self._token_allowance() else self._window[0][0] - now
+        fits = (self._window_tokens + tokens) * self.ratio <= self._token_allowance()
+        return 0.0 if fits else self._window[0][0] - now
 
     def _token_allowance(self) -> float:
-        """Tokens the service lets one window hold: the configured quota, not the paced rate."""
+        """The service's tokens it lets one window hold: the configured quota, not the paced rate."""
         return (self.tpm_ceiling or 0) / HEADROOM / 60 * WINDOW_S
 
     def _requests_wait(self, now: float) -> float:
@@ -248,14 +286,27 @@ class Pacer:
 
     # ---- adapting
 
-    def on_rate_limited(self, retry_after: float | None, generation: int | None = None) -> None:
-        """A 429: everyone waits out retry-after, and the rate drops to what the service admitted.
+    def on_rate_limited(self, retry_after: float | None, generation: int | None = None, *, slot: Slot | None = None,
+                        repeat: bool = False, remaining_requests: int | None = None,
+                        remaining_tokens: int | None = None) -> None:
+        """A 429. When it is evidence about the quota, everyone waits out retry-after and the rate
+        drops to what the service admitted; when not, only the refused request waits (its retry wait).
 
+        `repeat`: the request was sent before and failed (its refusal again says little about the
+        quota). `remaining_*`: the 429's own x-ratelimit headers, when the caller has them.
         A 429 for a request sent at an older rate says nothing about the current one: hold, no cut.
         """
         now = self._clock()
-        hold = retry_after if retry_after is not None else 1.0
-        self._not_before = max(self._not_before, now + min(hold, 60.0))
+        if slot is not None:
+            generation = slot.generation
+            self._count.sent.refuse(slot)  # charged nothing: not in our side of the service's window
+        if not self._quota_evidence(repeat, remaining_requests, remaining_tokens, slot.tokens if slot else 0):
+            return
+        self._hold(now, retry_after)
+        self._adapt(now, generation)
+
+    def _adapt(self, now: float, generation: int | None) -> None:
+        """Evidence about the quota: pace at what the service admitted (or hold only, see _at_ceiling)."""
         if generation is not None and generation != self.generation:
             return
         if not self._ceiling_from_spec:
@@ -273,6 +324,32 @@ class Pacer:
         self._learned = admitted
         self._last_cut = self._last_change = now
         self._rebuild()
+
+    def _quota_evidence(self, repeat: bool, remaining_requests: int | None, remaining_tokens: int | None,
+                        tokens: int) -> bool:
+        """Whether a 429 tells about the quota, so that every worker should wait, or only about the
+        request it refused. The 429's own headers decide when there are any: a window without room for
+        this request is the quota; a window with room is not (a row the service always refuses while
+        others get through made a 1,000-row job 20x slower when each of its 429s held every worker).
+        Without headers a first refusal is taken for the quota, as before; the same request refused
+        again is not: its own wait follows, and refusals of other requests hold the pool themselves."""
+        checks = []
+        if remaining_requests is not None:
+            checks.append(remaining_requests <= 0)
+        if remaining_tokens is not None:
+            checks.append(remaining_tokens < max(1.0, tokens * self.ratio))
+        if checks:
+            return any(checks)
+        return not repeat
+
+    def _hold(self, now: float, retry_after: float | None) -> None:
+        """Hold every worker until retry-after has passed (the service's word: neither shortened nor
+        padded), at most max_hold_s; count what the hold adds."""
+        until = now + min(retry_after if retry_after is not None else DEFAULT_HOLD_S, self.max_hold_s)
+        if until > self._not_before:
+            self.holds += 1
+            self.held_s += until - max(self._not_before, now)
+            self._not_before = until
 
     def _at_ceiling(self, now: float) -> bool:
         """The service admitted the spec's full rate until this 429: the quota is what the spec says
@@ -301,7 +378,7 @@ class Pacer:
         if self.rpm_ceiling:
             shares.append(len(window) / span * 60 / self.rpm_ceiling)
         if self.tpm_ceiling:
-            shares.append(sum(k for _, k in window) / span * 60 / self.tpm_ceiling)
+            shares.append(sum(k for _, k in window) * self.ratio / span * 60 / self.tpm_ceiling)
         return max(shares) if shares else None
 
     def _admitted_window(self) -> float:
@@ -344,8 +421,10 @@ class Pacer:
         self._admitted.append((self._clock(), tokens))
 
     def on_success(self, tokens: int, remaining_requests: int | None, remaining_tokens: int | None,
-                   limit_requests: int | None = None, limit_tokens: int | None = None) -> None:
-        """Raise the rate toward the ceiling while answers come back clean with headroom.
+                   limit_requests: int | None = None, limit_tokens: int | None = None, *,
+                   slot: Slot | None = None) -> None:
+        """Learn the service's token count from its headers, and raise the rate toward the ceiling
+        while answers come back clean with headroom.
 
         Up to what the service admitted when the 429 came (`_learned`) the steps are quick;
         above it we probe in steps as large as the room the service reports (remaining / limit
@@ -353,6 +432,8 @@ class Pacer:
         """
         now = self._clock()
         self.note_admitted(tokens)
+        if slot is not None and remaining_tokens is not None and limit_tokens:
+            self._learn_ratio(now, slot, remaining_tokens, limit_tokens)
         if self.scale >= 1.0:
             if not self._ceiling_from_spec:
                 self._grow_learned_ceiling(now, remaining_requests, remaining_tokens)
@@ -367,7 +448,7 @@ class Pacer:
         elif exhausted:
             return
         elif (room := _room_share(remaining_requests, remaining_tokens, limit_requests, limit_tokens,
-                                  tokens)) is not None:
+                                  round(tokens * self.ratio))) is not None:
             target = self.scale * (1 + min(MAX_PROBE_STEP, max(PROBE_STEP, PROBE_GAIN * room)))
         elif self._learned is None or self._much_room(remaining_requests, remaining_tokens):
             target = self.scale + RAISE_STEP
@@ -376,6 +457,24 @@ class Pacer:
         self.scale = min(1.0, target)
         self._last_change = now
         self._rebuild()
+
+    def _learn_ratio(self, now: float, slot: Slot, remaining_tokens: int, limit_tokens: int) -> None:
+        """One answer's token headers into the ratio; a ratio that moved re-paces everyone."""
+        window_s = self._service_window(limit_tokens)
+        if window_s is None:
+            return
+        if self._count.observe(now, slot, remaining_tokens, limit_tokens, window_s) and self._built:
+            self._rebuild()
+
+    def _service_window(self, limit_tokens: int) -> float | None:
+        """The service's window: the one of Azure's whose share of the spec's TPM is the limit the service
+        reports. None when none is: the spec's quota is not the service's (a ratio learned over a window
+        guessed from it would take in the spec's error too, and a cut for it would count twice; a spec
+        set low on purpose would be overrun), and the 429s adapt the rate as before."""
+        if not self.tpm_ceiling:
+            return None
+        tpm = self.tpm_ceiling / HEADROOM
+        return next((w for w in SERVICE_WINDOWS_S if abs(math.floor(tpm * w / 60 + 1e-9) - limit_tokens) <= 1), None)
 
     def _exhausted(self, remaining_requests: int | None, remaining_tokens: int | None) -> bool:
         return remaining_tokens == 0 or (remaining_requests == 0 and self._window_room() > 2)

@@ -105,7 +105,10 @@ class ServiceClient:
     async def _attempt_at(self, deployment: Deployment, request: Request, attempt: int) -> HttpResponse:
         deployment.in_flight += 1
         try:
-            response = await self._limited(deployment, request, attempt)
+            # A slot of the server's capacity, adapted to its latency; held past a timeout (client/concurrency.py).
+            async with deployment.capacity(self.spec.limits).slot(len(request.items)) as slot:
+                response = await self._limited(deployment, request, attempt)
+                slot.answered(response.latency_s)
         except (AuthenticationError, PermissionDeniedError, NotFoundError) as error:
             refused = not isinstance(error, NotFoundError) or deployment.succeeded == 0
             if refused and self.router.several and not deployment.active:
@@ -126,7 +129,7 @@ class ServiceClient:
         body, form = deployment.encode(request)
         url = deployment.url(request.op)
         give_up = (lambda: self.router.better_elsewhere(deployment)) if self.router.several else None
-        generation = await deployment.pacer.acquire(request.tokens, give_up)
+        slot = await deployment.pacer.acquire_slot(request.tokens, give_up)
         headers = {**await deployment.auth.headers(), "User-Agent": USER_AGENT}
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -137,7 +140,8 @@ class ServiceClient:
             _log_outcome(url, attempt, error=error, body=body)  # 429s that say nothing about the pacing window
             raise
         except RateLimitError as error:
-            deployment.pacer.on_rate_limited(error.retry_after, generation)
+            # A later attempt's refusal is the weaker evidence about the quota (the pacer decides what holds).
+            deployment.pacer.on_rate_limited(error.retry_after, slot=slot, repeat=attempt > 1)
             self._on_event("throttled", retry_after=error.retry_after)
             _log_outcome(url, attempt, error=error, body=body)
             raise
@@ -150,7 +154,7 @@ class ServiceClient:
         deployment.pacer.on_success(request.tokens, _int_header(told, "x-ratelimit-remaining-requests"),
                                     _int_header(told, "x-ratelimit-remaining-tokens"),
                                     _int_header(told, "x-ratelimit-limit-requests"),
-                                    _int_header(told, "x-ratelimit-limit-tokens"))
+                                    _int_header(told, "x-ratelimit-limit-tokens"), slot=slot)
         _log_outcome(url, attempt, response=response, body=body)
         return response
 

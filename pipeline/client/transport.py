@@ -19,7 +19,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import IO, Any
 
 import aiohttp
 
@@ -325,21 +325,64 @@ def _event_json(payload: bytes) -> dict[str, Any]:
 
 
 async def read_parts(parts: list[FormPart]) -> list[FormPart]:
-    """Parts read whole by a callable (an object in storage), read in a thread for this attempt only."""
-    loaded = []
-    for part in parts:
-        if part.read is not None:
-            part = dataclasses.replace(part, value=await asyncio.to_thread(part.read), read=None)
-        loaded.append(part)
-    return loaded
+    """The parts of one attempt with their files made ready off the event loop, where a slow or network disk
+    would hold every worker: an object in storage read whole, a local file opened (aiohttp then reads it in
+    its executor). Files opened before a failure are closed."""
+    ready: list[FormPart] = []
+    try:
+        for part in parts:
+            ready.append(await _ready(part))
+    except BaseException:
+        for part in ready:
+            if isinstance(part, _OpenedFile):
+                part.handle.close()
+        raise
+    return ready
+
+
+@dataclasses.dataclass(slots=True)
+class _OpenedFile(FormPart):
+    """A file part whose file read_parts opened for this attempt; aiohttp closes it once it is sent."""
+
+    handle: IO[bytes] = dataclasses.field(kw_only=True)
+
+
+async def _ready(part: FormPart) -> FormPart:
+    if part.read is not None:
+        return dataclasses.replace(part, value=await asyncio.to_thread(part.read), read=None)
+    if part.path is not None:
+        return _OpenedFile(part.name, path=part.path, filename=part.filename, content_type=part.content_type,
+                           handle=await _open_off_loop(part.path))
+    return part
+
+
+async def _open_off_loop(path: str) -> IO[bytes]:
+    """open() in a thread; cancelled while it runs (the run ends), the file is closed once open, not leaked."""
+    opening = asyncio.ensure_future(asyncio.to_thread(_open_binary, path))
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_close_when_open)
+        raise
+
+
+def _open_binary(path: str) -> IO[bytes]:
+    return open(path, "rb")  # aiohttp closes it once sent
+
+
+def _close_when_open(opening: asyncio.Future[IO[bytes]]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
 
 
 def build_form(parts: list[FormPart]) -> aiohttp.FormData:
-    """Multipart body; file parts are opened here and streamed by aiohttp."""
+    """Multipart body; file parts are streamed by aiohttp from the file read_parts opened (parts that did not
+    go through read_parts, as batch uploads, are opened here)."""
     form = aiohttp.FormData()
     for part in parts:
         if part.path is not None:
-            form.add_field(part.name, open(part.path, "rb"), filename=part.filename,  # noqa: SIM115
+            handle = part.handle if isinstance(part, _OpenedFile) else open(part.path, "rb")  # noqa: SIM115
+            form.add_field(part.name, handle, filename=part.filename,
                            content_type=part.content_type or "application/octet-stream")
         elif part.filename is not None:  # a file's bytes already in memory
             form.add_field(part.name, part.value or b"", filename=part.filename,

@@ -25,10 +25,20 @@ from pipeline.emulator.server import EmulatorServer
 @click.option("--hang-s", default=30.0, type=float)
 @click.option("--truncate-rate", default=0.0, type=float, help="Share of bodies cut in half.")
 @click.option("--burst429-rate", default=0.0, type=float, help="Share of spurious 429s.")
+@click.option("--compute-ms-per-input", default=0.0, type=float,
+              help="Compute-bound: one request at a time, this long per embeddings input.")
 @click.option("--seed", default=0, type=int)
 @click.option("--api-key", default=None, help="Require this key (any non-empty key if unset).")
 @click.option("--deployment", "deployments", multiple=True, help="Known deployment (repeatable; any if unset).")
 @click.option("--content-filter-word", default="BLOCKME", show_default=True)
+@click.option("--token-count-factor", default=1.0, show_default=True, type=float,
+              help="Charge this many times the shared token estimate (a service counting otherwise).")
+@click.option("--window-kind", default="sliding", show_default=True, type=click.Choice(["sliding", "fixed"]),
+              help="fixed: clock-aligned windows of --window-s, counted from zero in each (a gateway's minute).")
+@click.option("--gateway", default=None, type=click.Choice(["litellm"]),
+              help="Refuse as this gateway does (its own 429 and request id headers).")
+@click.option("--over-limit", default="429", show_default=True, type=click.Choice(["429", "hold"]),
+              help="hold: keep an over-limit request until its window has room, then answer it.")
 def emulator_command(host: str, port: int, deployments: tuple[str, ...], **fields: object) -> None:
     """Run a local server that answers like Azure OpenAI (and OpenAI under /v1)."""
     config = EmulatorConfig(deployments=set(deployments) or None)

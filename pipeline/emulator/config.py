@@ -50,6 +50,29 @@ class EmulatorConfig:
     region: str = "Sweden Central"
     # Marker faults of kind 429 advertise this wait in retry-after-ms.
     fault_retry_after_ms: int = 50
+    # The service's own token count: charges (and x-ratelimit-*-tokens) are this many times the
+    # estimate both sides share (pipeline.tokens). Azure's estimate differs from any client's.
+    token_count_factor: float = 1.0
+    # "sliding" (Azure: the last window_s seconds) or "fixed" (clock-aligned windows of window_s, counted
+    # from zero in each, as gateways such as LiteLLM count per clock minute).
+    window_kind: str = "sliding"
+    # "litellm": answer as a LiteLLM proxy in front: its own 429 (`llm_provider-retry-after`, seconds to the
+    # window's end, and no retry-after) and `x-litellm-call-id` instead of x-request-id / apim-request-id.
+    gateway: str | None = None
+    # "429" refuses an over-limit request; "hold" keeps it until its window has room and then answers it
+    # (LiteLLM's default), so its answer comes late instead.
+    over_limit: str = "429"
+    # Compute-bound (a self-hosted server): one request at a time, this long per embeddings input
+    # (chat: per token it may generate), computed even after its client went away (compute.py). 0: off.
+    compute_ms_per_input: float = 0.0
+
+
+# Text fields that take one of a few values; anything else is refused when set.
+CHOICES: dict[str, frozenset[str | None]] = {
+    "window_kind": frozenset({"sliding", "fixed"}),
+    "gateway": frozenset({None, "litellm"}),
+    "over_limit": frozenset({"429", "hold"}),
+}
 
 
 # Fields a JSON body may not set: callables cannot travel over HTTP.
@@ -69,6 +92,8 @@ def apply_updates(config: EmulatorConfig, updates: dict[str, Any]) -> None:
         if name not in fields:
             raise ValueError(f"unknown emulator config field: {name!r}")
         coerced[name] = _coerce(name, fields[name].type, value)
+        if name in CHOICES and coerced[name] not in CHOICES[name]:
+            raise ValueError(f"{name}: {value!r} is not one of {sorted(map(str, CHOICES[name]))}")
     for name, value in coerced.items():
         setattr(config, name, value)
 

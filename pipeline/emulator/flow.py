@@ -1,7 +1,7 @@
 """One API request's way through the emulator: the service's checks, in its order.
 
 auth -> api-version -> body -> deployment -> validation -> quota (charged at
-arrival) -> content filter -> injected fault -> latency -> answer.
+arrival) -> content filter -> injected fault -> latency -> compute -> answer.
 Each check either passes or raises a `Rejection` that becomes the answer.
 """
 
@@ -18,12 +18,15 @@ from aiohttp import web
 
 from pipeline.emulator import bodies
 from pipeline.emulator.auth import auth_failure
+from pipeline.emulator.compute import compute
 from pipeline.emulator.config import EmulatorConfig
 from pipeline.emulator.exchange import AZURE, Exchange, Rejection
 from pipeline.emulator.fault_answers import BROKEN_JSON, drop, fault_rejection, send_truncated
 from pipeline.emulator.faults import Fault, RandomRates
+from pipeline.emulator.gateway import refusal_body, refusal_headers
 from pipeline.emulator.headers import EXCHANGE, STARTED, limits_of, retry_headers
 from pipeline.emulator.ops import OPERATIONS
+from pipeline.emulator.quotas import Decision
 from pipeline.emulator.state import EmulatorState
 from pipeline.emulator.uploads import read_form
 
@@ -72,7 +75,7 @@ async def _answer(x: Exchange) -> web.StreamResponse:
         await _read_body(x)
         _resolve_deployment(x)
         x.op.validate(x)
-        _admit(x)
+        await _admit(x)
         _check_content_filter(x)
         return await _respond(x, _pick_fault(x))
     except Rejection as rejection:
@@ -121,21 +124,34 @@ def _resolve_deployment(x: Exchange) -> None:
         raise Rejection(404, bodies.deployment_not_found(x.azure, x.deployment))
 
 
-def _admit(x: Exchange) -> None:
-    """Charge the quota at arrival, as Azure does; refuse with its 429 when the window is full."""
-    tokens = x.op.charge(x.body)
-    decision = x.state.quotas.admit(x.deployment, x.state.clock(), tokens, limits_of(x))
-    x.decision = decision
-    if decision.admitted:
-        x.state.stats.admitted(x.deployment, tokens)
-        return
+async def _admit(x: Exchange) -> None:
+    """Charge the quota at arrival, as Azure does; refuse with its 429 when the window is full, or
+    (over_limit "hold", a LiteLLM proxy's default) keep the request until its window has room."""
+    tokens = round(x.op.charge(x.body) * x.config.token_count_factor)
+    while True:
+        decision = x.state.quotas.admit(x.deployment, x.state.clock(), tokens, limits_of(x))
+        x.decision = decision
+        if decision.admitted:
+            x.state.stats.admitted(x.deployment, tokens)
+            return
+        if x.config.over_limit != "hold":
+            break
+        await asyncio.sleep(decision.retry_after_s + 0.001)
     x.state.stats.throttled += 1
+    raise _rate_limited(x, decision)
+
+
+def _rate_limited(x: Exchange, decision: Decision) -> Rejection:
+    """The 429 for a full window: Azure's (or OpenAI's), or the gateway's own."""
+    gateway = refusal_headers(x.config, decision.retry_after_s)
+    if gateway is not None:
+        return Rejection(429, refusal_body(decision), gateway)
     reason = decision.reason or "requests"
     limit = decision.limit_tokens if reason == "tokens" else decision.limit_requests
     headers = retry_headers(decision.retry_after_s)
     seconds = int(headers["retry-after"])
     body = bodies.rate_limited(x.azure, x.op.azure_name, x.api_version, seconds, reason, x.model, limit)
-    raise Rejection(429, body, headers)
+    return Rejection(429, body, headers)
 
 
 def _check_content_filter(x: Exchange) -> None:
@@ -169,6 +185,7 @@ async def _respond(x: Exchange, fault: Fault | None) -> web.StreamResponse:
         return web.Response(body=BROKEN_JSON, content_type="application/json")
     if x.config.latency_ms > 0:
         await asyncio.sleep(x.config.latency_ms / 1000)
+    await compute(x)
     x.truncate = kind == "truncate"
     response = await x.op.respond(x)
     if x.truncate and isinstance(response, web.Response):

@@ -10,6 +10,7 @@ from collections.abc import MutableMapping
 from aiohttp import web
 
 from pipeline.emulator.exchange import Exchange
+from pipeline.emulator.gateway import id_headers
 from pipeline.emulator.quotas import Decision, Limits
 
 EXCHANGE = web.RequestKey("emulator.exchange", Exchange)  # set once the route is known
@@ -17,7 +18,7 @@ STARTED = web.RequestKey("emulator.started", float)
 
 
 def limits_of(x: Exchange) -> Limits:
-    return Limits(x.config.rpm, x.config.tpm, x.config.window_s)
+    return Limits(x.config.rpm, x.config.tpm, x.config.window_s, x.config.window_kind)
 
 
 def retry_headers(seconds: float) -> dict[str, str]:
@@ -34,8 +35,10 @@ async def add_headers(request: web.Request, response: web.StreamResponse) -> Non
     if x is None:
         return
     headers = response.headers
-    headers["apim-request-id"] = x.request_id
-    headers["x-request-id"] = x.request_id if x.azure else "req_" + uuid.UUID(x.request_id).hex
+    headers.update(id_headers(x.config, x.request_id) or {
+        "apim-request-id": x.request_id,
+        "x-request-id": x.request_id if x.azure else "req_" + uuid.UUID(x.request_id).hex,
+    })
     headers["x-ms-region"] = x.config.region
     decision = _decision(x)
     if decision is not None:

@@ -6,6 +6,10 @@ r*w/60 requests. Tokens likewise: the request's estimate (prompt + max_tokens)
 is charged at arrival and it is admitted while the window holds fewer than
 tpm*w/60 tokens.
 
+Gateways count differently (window_kind "fixed"): LiteLLM counts per clock minute, from zero at
+every minute's start whatever came just before, so a window may take its whole quota at once and
+a refusal lasts until the window's end.
+
 Two details keep the long-run rate equal to the quota:
 - A request quota below one per window (RPM 6 with 10 s windows is fine, RPM 6
   with 1 s windows is not) stretches the window to 60/rpm seconds, one request.
@@ -45,6 +49,7 @@ class Limits:
     rpm: int | None
     tpm: int | None
     window_s: float
+    kind: str = "sliding"  # or "fixed": clock-aligned windows of window_s
 
 
 class SlidingWindowQuota:
@@ -130,11 +135,55 @@ def _request_window(limits: Limits) -> tuple[float, int | None]:
     return limits.window_s, math.floor(per_window + 1e-9)
 
 
+class FixedWindowQuota:
+    """RPM and TPM for one deployment per clock-aligned window [k*window_s, (k+1)*window_s), counted
+    from zero in each (a gateway's per-minute count). A refusal waits for the window's end."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self._request_limit = max(1, math.floor(limits.rpm * limits.window_s / 60 + 1e-9)) if limits.rpm else None
+        self._token_limit = (limits.tpm * limits.window_s / 60) if limits.tpm else None
+        self._window = -1
+        self._requests = 0
+        self._used = 0
+
+    def admit(self, now: float, tokens: int) -> Decision:
+        """Admit (and charge) or refuse one request arriving at `now`."""
+        self._roll(now)
+        full_requests = self._request_limit is not None and self._requests >= self._request_limit
+        full_tokens = self._token_limit is not None and self._used >= self._token_limit
+        if full_requests or full_tokens:
+            wait = (self._window + 1) * self.limits.window_s - now
+            return self._decision(False, wait, "requests" if full_requests else "tokens")
+        self._requests += 1
+        self._used += tokens
+        return self._decision(True, 0.0, None)
+
+    def peek(self, now: float) -> Decision:
+        self._roll(now)
+        return self._decision(True, 0.0, None)
+
+    def _roll(self, now: float) -> None:
+        window = math.floor(now / self.limits.window_s)
+        if window != self._window:
+            self._window, self._requests, self._used = window, 0, 0
+
+    def _decision(self, admitted: bool, wait: float, reason: str | None) -> Decision:
+        limit_r = self._request_limit if self._request_limit is not None else UNLIMITED_REQUESTS
+        limit_t = math.floor(self._token_limit) if self._token_limit is not None else UNLIMITED_TOKENS
+        used_r = self._requests if self._request_limit is not None else 0
+        return Decision(admitted, wait, max(0, limit_r - used_r), max(0, limit_t - self._used), limit_r, limit_t,
+                        reason)
+
+
+Quota = SlidingWindowQuota | FixedWindowQuota
+
+
 class QuotaBook:
     """One quota per deployment key, rebuilt when its limits change."""
 
     def __init__(self) -> None:
-        self._quotas: dict[str, SlidingWindowQuota] = {}
+        self._quotas: dict[str, Quota] = {}
 
     def admit(self, key: str, now: float, tokens: int, limits: Limits) -> Decision:
         return self._quota(key, limits).admit(now, tokens)
@@ -142,10 +191,11 @@ class QuotaBook:
     def peek(self, key: str, now: float, limits: Limits) -> Decision:
         return self._quota(key, limits).peek(now)
 
-    def _quota(self, key: str, limits: Limits) -> SlidingWindowQuota:
+    def _quota(self, key: str, limits: Limits) -> Quota:
         quota = self._quotas.get(key)
         if quota is None or quota.limits != limits:
-            quota = self._quotas[key] = SlidingWindowQuota(limits)
+            kind = FixedWindowQuota if limits.kind == "fixed" else SlidingWindowQuota
+            quota = self._quotas[key] = kind(limits)
         return quota
 
     def clear(self) -> None:

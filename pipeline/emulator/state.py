@@ -7,6 +7,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from pipeline.emulator.compute import ComputeQueue
 from pipeline.emulator.faults import FaultInjector
 from pipeline.emulator.quotas import QuotaBook
 from pipeline.emulator.stats import Stats
@@ -43,12 +44,17 @@ class EmulatorState:
         self.quotas = QuotaBook()
         self.faults = FaultInjector(seed)
         self.images = ImageStore()
+        self.compute = ComputeQueue()
 
     def reset(self, seed: int) -> None:
         self.stats = Stats()
         self.quotas.clear()
         self.faults.reset(seed)
         self.images.clear()
+        self.compute = ComputeQueue()
 
     def snapshot(self) -> dict[str, Any]:
-        return self.stats.snapshot(dict(self.faults.seen))
+        snapshot = self.stats.snapshot(dict(self.faults.seen))
+        if self.compute.computed:  # only once the compute-bound mode ran: other stats keep their shape
+            snapshot["compute"] = self.compute.snapshot()
+        return snapshot

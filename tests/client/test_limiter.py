@@ -1,11 +1,17 @@
-"""The pacer: even spacing, no burst at start, cut on 429, recovery."""
+"""The pacer: even spacing, no burst at start, cut on 429, recovery, the service's token count, holds."""
 
 from __future__ import annotations
 
 import asyncio
+import selectors
 import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
 
 from pipeline.client.limiter import HEADROOM, Pacer
+from pipeline.emulator.quotas import Limits, SlidingWindowQuota
 
 
 async def arrivals(pacer: Pacer, n: int, tokens: int = 1) -> list[float]:
@@ -258,3 +264,128 @@ def test_after_a_cut_a_lone_spurious_429_does_not_cut_again() -> None:
     level = pacer.scale
     pacer.on_rate_limited(0.01)  # one spurious 429, the first in 10 s
     assert pacer.scale == level
+
+
+# ---- pacing by the service's own token count, and holds from evidence about the quota
+
+
+class _TimeTravel(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+    """A selector that, instead of blocking, moves the clock to the next timer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+
+    def select(self, timeout: float | None = None) -> list[Any]:
+        if timeout is None:
+            raise RuntimeError("deadlock: every task waits and no timer is set")
+        self.now += max(timeout, 1e-6)  # always a little: aiolimiter re-arms a timer due "now" forever
+        return super().select(0)
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """asyncio.sleep, call_at and aiolimiter read loop.time(): here it moves only when every task waits."""
+
+    def __init__(self) -> None:
+        self._travel = _TimeTravel()
+        super().__init__(self._travel)
+
+    def time(self) -> float:
+        return self._travel.now
+
+
+@dataclass
+class Served:
+    """What a simulated service admitted (arrival time, its own charge) and how often it refused."""
+
+    admitted: list[tuple[float, int]] = field(default_factory=list)
+    refused: int = 0
+
+    def rate(self, since: float) -> float:
+        """The service's tokens per second it admitted from `since` on."""
+        later = [(t, k) for t, k in self.admitted if t >= since]
+        return sum(k for _, k in later) / (later[-1][0] - since)
+
+
+def serve(factor: float, spec_tpm: int, quota_tpm: int, requests: int = 150, tokens: int = 50,
+          workers: int = 8) -> tuple[Pacer, Served]:
+    """Workers sending through a pacer to a service that charges `factor` times our estimate against its
+    own sliding 1 s windows (the emulator's quota rule), with its x-ratelimit headers; virtual time."""
+    loop = VirtualTimeLoop()
+    pacer = Pacer(rpm=None, tpm=spec_tpm, clock=loop.time, sleep=asyncio.sleep)
+    quota = SlidingWindowQuota(Limits(None, quota_tpm, 1.0))
+    served = Served()
+    left = [requests]
+
+    async def worker() -> None:
+        while left[0] > 0:
+            left[0] -= 1
+            slot = await pacer.acquire_slot(tokens)
+            decision = quota.admit(loop.time(), round(tokens * factor))
+            if not decision.admitted:
+                served.refused += 1
+                await asyncio.sleep(0.001)
+                pacer.on_rate_limited(decision.retry_after_s, slot=slot, remaining_tokens=decision.remaining_tokens)
+                continue
+            served.admitted.append((loop.time(), round(tokens * factor)))
+            await asyncio.sleep(0.05)  # the answer's latency: its headers say how the window stood at arrival
+            pacer.on_success(tokens, None, decision.remaining_tokens, None, decision.limit_tokens, slot=slot)
+
+    async def run() -> None:
+        await asyncio.gather(*(worker() for _ in range(workers)))
+
+    try:
+        loop.run_until_complete(run())
+    finally:
+        loop.close()
+    return pacer, served
+
+
+@pytest.mark.parametrize("factor", [0.8, 1.25])
+def test_pacing_follows_the_service_token_count_not_our_estimate(factor: float) -> None:
+    pacer, served = serve(factor, spec_tpm=60_000, quota_tpm=60_000)  # 1,000 of its tokens a second
+    assert pacer.ratio == pytest.approx(factor, rel=0.02)
+    assert served.rate(since=2.0) >= 0.97 * 1000  # our estimate alone: 0.8 -> 0.79 of the quota
+    assert served.refused <= 1  # ... and 1.25 -> a 429 a second
+    assert pacer.max_request_tokens() == int(60_000 * HEADROOM / 60 / 8 / pacer.ratio)
+
+
+def test_the_ratio_stays_1_when_the_service_counts_as_we_do_or_the_spec_is_not_its_quota() -> None:
+    pacer, served = serve(1.0, spec_tpm=60_000, quota_tpm=60_000)
+    assert (pacer.ratio, pacer.generation, served.refused) == (1.0, 1, 0)  # never re-paced
+    # A limit header (500 a window) that is not the spec's TPM over any of the service's windows: a
+    # ratio would take in the spec's error too, which the 429s already correct.
+    pacer, _ = serve(1.25, spec_tpm=60_000, quota_tpm=30_000, requests=40)
+    assert pacer.ratio == 1.0
+
+
+def _held_pacer(max_hold_s: float = 60.0) -> tuple[Pacer, list[float]]:
+    now = [0.0]
+    pacer = Pacer(rpm=1200, tpm=None, clock=lambda: now[0], max_hold_s=max_hold_s)
+    pacer._rebuild = lambda: None  # type: ignore[method-assign]
+    return pacer, now
+
+
+def test_a_request_refused_again_holds_no_one() -> None:
+    pacer, now = _held_pacer()
+    pacer.on_rate_limited(0.5)  # a first refusal without headers: taken for the quota
+    assert (pacer.holds, pacer.held_s) == (1, 0.5)
+    for _ in range(2, 6):  # the same row refused on every later attempt, the others get through
+        now[0] += 0.6
+        pacer.on_rate_limited(0.5, repeat=True)
+    assert pacer.holds == 1
+    assert pacer.hold_remaining() == 0.0
+
+
+def test_the_429s_own_headers_decide_whether_it_holds_everyone() -> None:
+    pacer, _ = _held_pacer()
+    pacer.on_rate_limited(0.5, remaining_requests=7, remaining_tokens=5000)  # its window has room
+    assert pacer.holds == 0 and pacer.hold_remaining() == 0.0
+    pacer.on_rate_limited(0.5, repeat=True, remaining_requests=0, remaining_tokens=5000)  # full, even on a retry
+    assert pacer.holds == 1 and pacer.hold_remaining() == 0.5
+
+
+def test_the_shared_hold_is_capped_by_max_hold_s() -> None:
+    pacer, _ = _held_pacer(max_hold_s=5.0)
+    pacer.on_rate_limited(86_400.0)  # a retry-after of a day
+    assert pacer.hold_remaining() == 5.0

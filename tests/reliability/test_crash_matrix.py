@@ -121,7 +121,8 @@ def test_kill_9_while_writing_an_image(tmp_path: Path, emulator: EmulatorThread)
     out = tmp_path / "out"
     crash(spec, "file.written", 15)
     temps = [t.suffixes[-2:] for t in out.rglob("*.tmp")]
-    assert temps and all(t == [".png", ".tmp"] for t in temps)  # images being written by 4 workers
+    # images being written by the workers; a results part may be mid-write too, since flushes run alongside
+    assert [".png", ".tmp"] in temps and all(t in ([".png", ".tmp"], [".parquet", ".tmp"]) for t in temps)
     assert_no_duplicates(out)
     assert run_job(load_spec(spec)).exit_code == 0
     assert_exactly_once(out, [r["id"] for r in rows])
