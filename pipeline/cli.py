@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 import click
 
 from pipeline.checkpoint import LockHeld
+from pipeline.crashpoints import CrashPlan
 from pipeline.errors import InputError, JobAborted, PipelineError, SpecError
 from pipeline.logsetup import configure_logging
 from pipeline.redact import redact
@@ -30,6 +31,14 @@ from pipeline.spec import load_spec
 def fail(message: str, code: int) -> NoReturn:
     click.echo(f"error: {redact(message)}", err=True)
     sys.exit(code)
+
+
+def _crash_plan() -> CrashPlan | None:
+    """The test hook's plan from PIPELINE_CRASH_AT, read when a run starts; a bad one is a one-line error."""
+    try:
+        return CrashPlan.from_environment()
+    except ValueError as exc:
+        fail(str(exc), EXIT_BAD_INPUT)
 
 
 def guarded(action: Callable[[], Any]) -> Any:
@@ -112,6 +121,7 @@ def run(job: Path, retry_failed: bool, force: bool, limit: int | None, max_durat
     printer = None if quiet else ProgressPrinter(tpm_limit=spec.limits.tokens_per_minute)
     options = RunOptions(retry_failed=retry_failed, force=force, limit=limit, max_duration_s=max_duration,
                          handle_signals=True, on_progress=printer,
+                         crash_plan=_crash_plan(),
                          progress_interval_s=1.0 if printer and printer.tty else progress_every)
     result = guarded(lambda: run_job(spec, options))
     if printer:

@@ -31,7 +31,7 @@ from pipeline.client.deployment import Deployment, Router
 from pipeline.client.limiter import Pacer
 from pipeline.client.service import USER_AGENT, ServiceClient
 from pipeline.cloud_checkpoint import Output
-from pipeline.crashpoints import crash_point
+from pipeline.crashpoints import CrashPlan, CrashPoint, crash_point, install
 from pipeline.endpoints.base import Endpoint, Item, RowError
 from pipeline.errors import (
     AnswerCountError,
@@ -92,6 +92,7 @@ class RunOptions:
     on_event: Callable[..., None] | None = None
     on_progress: Callable[[RunStats, str], None] | None = None
     progress_interval_s: float = 30.0
+    crash_plan: CrashPlan | None = None  # test hook: where to kill the process (crashpoints.py)
 
 
 @dataclass
@@ -386,7 +387,7 @@ class Job:
             tokens_out += result.get("completion_tokens") or 0
             images += result.get("_image_count") or 0  # billing units endpoints may report
             audio_seconds += result.get("_audio_seconds") or 0.0
-        crash_point("runner.added")  # test hook: answered, buffered, not yet committed
+        crash_point(CrashPoint.RUNNER_ADDED)  # test hook: answered, buffered, not yet committed
         self.emit("done", rows=len(batch), latency_s=response.latency_s, tokens_in=tokens_in, tokens_out=tokens_out,
                   images=images, audio_seconds=audio_seconds)
         self._note_added(self.results)
@@ -739,12 +740,13 @@ async def run_job_async(spec: JobSpec, options: RunOptions | None = None,
 
 
 async def _run_checked(spec: JobSpec, options: RunOptions, control: RunControl) -> RunResult:
+    install(options.crash_plan)
     plan = await asyncio.to_thread(preflight, spec, options.retry_failed)  # reads every id: off the loop
     out = plan.out
     warning = out.acquire_lock()
     if warning:
         log.warning("%s", warning)
-    crash_point("startup")  # test hook: lock taken, no request sent yet
+    crash_point(CrashPoint.STARTUP)  # test hook: lock taken, no request sent yet
     started = now_iso()
     try:
         removed = out.remove_temp_files()

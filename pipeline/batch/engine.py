@@ -40,7 +40,7 @@ from pipeline.batch.lines import (
 from pipeline.checkpoint import OutputFolder, id_hash
 from pipeline.client.auth import make_auth
 from pipeline.client.service import USER_AGENT
-from pipeline.crashpoints import crash_point
+from pipeline.crashpoints import CrashPoint, crash_point
 from pipeline.endpoints.base import Item, Request
 from pipeline.errors import (
     APIError,
@@ -207,10 +207,10 @@ class BatchJob(Job):
             record.file_id = (await api.upload(self.book.input_path(record)))["id"]
             record.status = "uploaded"
             self._save(record)
-            crash_point("batch.uploaded")  # test hook: uploaded and recorded, no batch yet
+            crash_point(CrashPoint.BATCH_UPLOADED)  # test hook: uploaded and recorded, no batch yet
         found = await api.find_for_file(record.file_id) if look_first else None
         self._update(record, found or await api.create(record.file_id, self.url))
-        crash_point("batch.created")  # test hook: the batch exists but is not recorded
+        crash_point(CrashPoint.BATCH_CREATED)  # test hook: the batch exists but is not recorded
         self._save(record)
         self.book.input_path(record).unlink(missing_ok=True)  # the service has it; the ids sidecar stays
         log.info("batch %d: %s created with %d lines", record.number, record.batch_id, record.lines)
@@ -298,7 +298,7 @@ class BatchJob(Job):
             self.written = self.written.union(index.seen_hashes())
         if not await self.flush():
             return  # not committed: the batch stays uncollected and the next run collects it again
-        crash_point("batch.flushed")  # test hook: results committed, the batch not yet marked collected
+        crash_point(CrashPoint.BATCH_FLUSHED)  # test hook: results committed, the batch not yet marked collected
         record.collected = True
         record.outcome = {**outcome, "not_run": len(missing)}
         self._save(record)

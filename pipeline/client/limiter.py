@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from aiolimiter import AsyncLimiter
 
 from pipeline.client.accounting import ServiceTokenCount, Slot
-from pipeline.crashpoints import crash_point
+from pipeline.crashpoints import CrashPoint, crash_point
 
 HEADROOM = 0.985  # pacing at exactly the quota earns 429s from timing jitter alone
 CUT = 0.7
@@ -276,7 +276,7 @@ class Pacer:
 
     async def _wait_hold(self, give_up: Callable[[], bool] | None) -> None:
         while (delay := self._not_before - self._clock()) > 0:
-            crash_point("limiter.hold")  # test hook: every worker held by a 429
+            crash_point(CrashPoint.LIMITER_HOLD)  # test hook: every worker held by a 429
             if give_up is not None:
                 if give_up():
                     raise Rerouted

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.crashpoints import crash_point
+from pipeline.crashpoints import CrashPoint, crash_point
 from pipeline.errors import PipelineError
 from pipeline.sinks.parquet import PART_NAME, OutputWriteError, _write_options
 from pipeline.storage import Location, first_line
@@ -46,14 +46,14 @@ def write_cloud_part(folder: Location, number: int, table: pa.Table) -> Location
     final = folder / f"part-{number:06d}.parquet"
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, **_write_options(table.schema))
-    return upload_whole(final, sink.getvalue(), "part.uploading")
+    return upload_whole(final, sink.getvalue(), CrashPoint.PART_UPLOADING)
 
 
-def upload_whole(target: Location, data: Any, crash_name: str) -> Location:
+def upload_whole(target: Location, data: Any, crash_at: CrashPoint) -> Location:
     """One object in one upload under its final name (parts, images, audio, sidecars): its content is all or
     nothing; on Azure an empty object shows until the commit (see the module docstring)."""
     try:
-        target.write_bytes(data, before_commit=lambda: crash_point(crash_name))
+        target.write_bytes(data, before_commit=lambda: crash_point(crash_at))
     except OSError as exc:
         raise OutputWriteError(f"{target}: could not upload ({first_line(exc)}); "
                                "nothing partial counts as done, run again") from None

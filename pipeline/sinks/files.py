@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.crashpoints import crash_point
+from pipeline.crashpoints import CrashPoint, crash_point
 from pipeline.sinks.parquet import OutputWriteError
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ def write_file_atomically(path: Path, data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        crash_point("file.written")
+        crash_point(CrashPoint.FILE_WRITTEN)
         os.replace(temp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):  # on a read-only disk even this fails; the next run deletes it
@@ -59,4 +59,4 @@ class OutputFiles:
             return await asyncio.to_thread(write_file_atomically, target, data)
         from pipeline.sinks.cloud import upload_whole  # local jobs never load the storage clients
 
-        return await asyncio.to_thread(upload_whole, target, data, "file.written")
+        return await asyncio.to_thread(upload_whole, target, data, CrashPoint.FILE_WRITTEN)

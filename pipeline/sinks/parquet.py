@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.crashpoints import crash_point
+from pipeline.crashpoints import CrashPoint, crash_point
 from pipeline.errors import PipelineError
 
 if TYPE_CHECKING:
@@ -75,9 +75,9 @@ def write_part(folder: Path, number: int, table: pa.Table) -> Path:
         pq.write_table(table, temp, **_write_options(table.schema))
         with open(temp, "rb") as handle:
             os.fsync(handle.fileno())
-        crash_point("part.written")
+        crash_point(CrashPoint.PART_WRITTEN)
         os.replace(temp, final)
-        crash_point("part.renamed")
+        crash_point(CrashPoint.PART_RENAMED)
         _fsync_dir(folder)
     except OSError as exc:
         with contextlib.suppress(OSError):  # on a read-only disk even this fails; the next run deletes it
