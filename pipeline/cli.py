@@ -5,27 +5,31 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from pipeline.checkpoint import LockHeld
+from pipeline.core.exitcodes import ExitCode
+from pipeline.core.options import RunOptions
 from pipeline.crashpoints import CrashPlan
 from pipeline.errors import InputError, JobAborted, PipelineError, SpecError
 from pipeline.logsetup import configure_logging
 from pipeline.redact import redact
-from pipeline.runner import (
-    EXIT_ABORTED,
-    EXIT_BAD_INPUT,
-    EXIT_INTERNAL,
-    EXIT_LOCKED,
-    EXIT_OUTPUT,
-    RunOptions,
-    run_job,
-)
+from pipeline.runner import run_job
 from pipeline.sinks.parquet import OutputWriteError
 from pipeline.spec import load_spec
+
+FAILED_RUN = (ExitCode.ABORTED, ExitCode.OUTPUT, ExitCode.BAD_INPUT, ExitCode.INTERNAL)  # not budgets, signals
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the options before the command set for the command (click's context object)."""
+
+    log_bodies: bool = False
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -38,7 +42,7 @@ def _crash_plan() -> CrashPlan | None:
     try:
         return CrashPlan.from_environment()
     except ValueError as exc:
-        fail(str(exc), EXIT_BAD_INPUT)
+        fail(str(exc), ExitCode.BAD_INPUT)
 
 
 def guarded(action: Callable[[], Any]) -> Any:
@@ -46,23 +50,23 @@ def guarded(action: Callable[[], Any]) -> Any:
     try:
         return action()
     except (SpecError, InputError) as exc:
-        fail(str(exc), EXIT_BAD_INPUT)
+        fail(str(exc), ExitCode.BAD_INPUT)
     except LockHeld as exc:
-        fail(str(exc), EXIT_LOCKED)
+        fail(str(exc), ExitCode.LOCKED)
     except JobAborted as exc:
-        fail(str(exc), EXIT_ABORTED)
+        fail(str(exc), ExitCode.ABORTED)
     except OutputWriteError as exc:
-        fail(str(exc), EXIT_OUTPUT)
+        fail(str(exc), ExitCode.OUTPUT)
     except PipelineError as exc:
-        fail(str(exc), EXIT_BAD_INPUT)
+        fail(str(exc), ExitCode.BAD_INPUT)
     except KeyboardInterrupt:
-        fail("interrupted", 130)
+        fail("interrupted", ExitCode.SIGINT)
     except Exception as exc:  # a bug: one line for the user, the traceback at debug level
         import logging
 
         logging.getLogger("pipeline").debug("internal error", exc_info=True)
         fail(f"internal error: {type(exc).__name__}: {exc} (committed results are safe; a rerun resumes; "
-             "--log-level debug shows the traceback)", EXIT_INTERNAL)
+             "--log-level debug shows the traceback)", ExitCode.INTERNAL)
 
 
 @click.group()
@@ -70,13 +74,11 @@ def guarded(action: Callable[[], Any]) -> Any:
 @click.option("--log-level", default=None, help="debug, info, warning (default), error. Env: PIPELINE_LOG_LEVEL.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--log-bodies", is_flag=True, help="At debug level, also log request and response bodies.")
-def main(log_level: str | None, log_format: str, log_bodies: bool) -> None:
+@click.pass_context
+def main(ctx: click.Context, log_level: str | None, log_format: str, log_bodies: bool) -> None:
     """Async batch pipeline for Azure OpenAI and OpenAI-compatible services."""
     configure_logging(log_level, log_format)
-    if log_bodies:
-        from pipeline.client import service
-
-        service.LOG_BODIES = True
+    ctx.obj = Settings(log_bodies=log_bodies)
 
 
 @main.command()
@@ -109,7 +111,8 @@ def validate(job: Path) -> None:
 @click.option("--summary-json", type=click.Path(path_type=Path), help="Write the run summary as JSON here.")
 @click.option("--log-level", default=None, help="Same as the option before the command.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default=None)
-def run(job: Path, retry_failed: bool, force: bool, limit: int | None, max_duration: float | None,
+@click.pass_context
+def run(ctx: click.Context, job: Path, retry_failed: bool, force: bool, limit: int | None, max_duration: float | None,
         quiet: bool, progress_every: float, summary_json: Path | None, log_level: str | None,
         log_format: str | None) -> None:
     """Run a job: stream the input through the service into results/ and failures/."""
@@ -119,9 +122,10 @@ def run(job: Path, retry_failed: bool, force: bool, limit: int | None, max_durat
         configure_logging(log_level, log_format or "text")
     spec = guarded(lambda: load_spec(job))
     printer = None if quiet else ProgressPrinter(tpm_limit=spec.limits.tokens_per_minute)
+    settings = ctx.find_object(Settings) or Settings()
     options = RunOptions(retry_failed=retry_failed, force=force, limit=limit, max_duration_s=max_duration,
                          handle_signals=True, on_progress=printer,
-                         crash_plan=_crash_plan(),
+                         crash_plan=_crash_plan(), log_bodies=settings.log_bodies,
                          progress_interval_s=1.0 if printer and printer.tty else progress_every)
     result = guarded(lambda: run_job(spec, options))
     if printer:
@@ -130,7 +134,7 @@ def run(job: Path, retry_failed: bool, force: bool, limit: int | None, max_durat
     if summary_json:
         summary_json.write_text(json.dumps({"exit_code": result.exit_code, **result.summary}, indent=2))
     if result.message:
-        failed = result.exit_code in (EXIT_ABORTED, EXIT_OUTPUT, EXIT_BAD_INPUT, EXIT_INTERNAL)  # not budgets, signals
+        failed = result.exit_code in FAILED_RUN
         click.echo(("error: " if failed else "") + redact(result.message), err=True)
     sys.exit(result.exit_code)
 

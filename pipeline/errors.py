@@ -25,7 +25,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class PipelineError(Exception):
@@ -54,6 +54,9 @@ class APIError(PipelineError):
     request_id: str | None = None
     retry_after: float | None = None
     detail: str | None = None  # e.g. content-filter categories, JSON text
+    # Attempts made before the request was given up (set where retries end: ServiceClient.call); 0 when
+    # the error never went through the retry loop. Not compared: the same refusal after 1 or 3 tries.
+    attempts: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
@@ -82,8 +85,8 @@ class InvalidResponseError(APIError):
 @dataclass
 class AnswerCountError(InvalidResponseError):
     """An answer with more or fewer results than the request had inputs (a gateway that answers 16
-    inputs with 1 vector). The same request would get the same answer: with several inputs the runner
-    halves the batch instead of retrying it; a single input is retried like any invalid answer."""
+    inputs with 1 vector). The same request would get the same answer: with several inputs the online
+    engine halves the batch instead of retrying it; a single input is retried like any invalid answer."""
 
     expected: int = 0
     got: int = 0

@@ -16,7 +16,7 @@ from pipeline.errors import APIError, APIStatusError, ContentFilterError, Reques
 
 SAME_REFUSALS = 3
 # Statuses that refuse a request for its content or its parameters, never for the moment (those are
-# retried) and never the job's access (401/403/404 stop the job at once: runner._on_api_error).
+# retried) and never the job's access (401/403/404 stop the job at once: online/job.py).
 ROW_OR_JOB_STATUSES = frozenset({400, 405, 415, 422})
 
 Key = tuple[int | None, str | None, str]

@@ -10,20 +10,32 @@ import json
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeGuard, get_args
 
+from pipeline.emulator.config import knob_of, value_type
+from pipeline.emulator.config import knobs as emulator_knobs
 from pipeline.errors import SpecError
 
-ENDPOINTS = ("embeddings", "chat", "completions", "transcription", "translation", "images", "speech")
-PROVIDERS = ("azure", "openai", "emulator")
-AUTH_MODES = ("api-key", "entra", "none")
-API_STYLES = ("classic", "v1")
-MODES = ("online", "batch")
-FALLBACKS = ("resubmit", "online")
-BATCH_ENDPOINTS = ("chat", "embeddings", "completions")
-SIDECARS = ("txt", "srt", "vtt", "json")
+# The options that take one of a few values: each type is the one list of its values (the tuples below,
+# read from the types, are what the spec checks and its errors name, in this order).
+EndpointKind = Literal["embeddings", "chat", "completions", "transcription", "translation", "images", "speech"]
+Provider = Literal["azure", "openai", "emulator"]  # OpenAI-compatible servers are "openai" with a base_url
+AuthMode = Literal["api-key", "entra", "none"]
+ApiStyle = Literal["classic", "v1"]  # azure: classic deployment routes or the v1 API
+Mode = Literal["online", "batch"]  # batch: the service's Batch API, half price, 24 h window
+Fallback = Literal["resubmit", "online"]  # batch mode: what becomes of lines of expired or failed batches
+Sidecar = Literal["txt", "srt", "vtt", "json"]
+
+ENDPOINTS: tuple[EndpointKind, ...] = get_args(EndpointKind)
+PROVIDERS: tuple[Provider, ...] = get_args(Provider)
+AUTH_MODES: tuple[AuthMode, ...] = get_args(AuthMode)
+API_STYLES: tuple[ApiStyle, ...] = get_args(ApiStyle)
+MODES: tuple[Mode, ...] = get_args(Mode)
+FALLBACKS: tuple[Fallback, ...] = get_args(Fallback)
+BATCH_ENDPOINTS: tuple[EndpointKind, ...] = ("chat", "embeddings", "completions")
+SIDECARS: tuple[Sidecar, ...] = get_args(Sidecar)
 SECRET_KEYS = ("api_key", "apikey", "key", "token", "password", "secret", "client_secret")
 DEFAULT_API_VERSION = "2024-10-21"
 
@@ -60,7 +72,7 @@ class OutputSpec:
     flush_rows: int = 1000
     flush_seconds: float = 10.0
     keep: tuple[str, ...] = ()
-    sidecars: tuple[str, ...] = ()
+    sidecars: tuple[Sidecar, ...] = ()
     uri: str | None = None  # a prefix in cloud storage (abfs://, az://, s3://, gs://); `path` is then not local
 
     @property
@@ -71,38 +83,47 @@ class OutputSpec:
 
 @dataclass(frozen=True)
 class EmulatorOptions:
-    """Settings for the in-process emulator behind provider = "emulator"."""
+    """[service.emulator]: the knobs a job spec may set on the in-process emulator behind provider = "emulator".
 
-    rpm: int | None = None
-    tpm: int | None = None
-    window_s: float = 1.0
-    latency_ms: float = 0.0
-    error_rate: float = 0.0
-    drop_rate: float = 0.0
-    truncate_rate: float = 0.0
-    burst429_rate: float = 0.0
-    seed: int = 0
+    Each is the EmulatorConfig field of the same name (pipeline/emulator/config.py), which declares its type,
+    default and bounds; this list only says which of them a spec takes.
+    """
+
+    rpm: int | None
+    tpm: int | None
+    window_s: float
+    latency_ms: float
+    error_rate: float
+    drop_rate: float
+    truncate_rate: float
+    burst429_rate: float
+    seed: int
+
+
+def default_emulator_options() -> EmulatorOptions:
+    """What a spec without [service.emulator] sets: every knob at the emulator's own default."""
+    return _parse_emulator(_Section({}, "[service.emulator] ", ""))
 
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    provider: str = "emulator"
+    provider: Provider = "emulator"
     base_url: str | None = None
     deployment: str | None = None
     model: str | None = None
     api_version: str | None = None
-    api_style: str = "classic"  # azure: classic deployment routes or the v1 API
-    auth: str = "api-key"
+    api_style: ApiStyle = "classic"
+    auth: AuthMode = "api-key"
     api_key_env: str | None = None
     managed_identity_client_id: str | None = None
     tenant_id: str | None = None
     organization: str | None = None
     project: str | None = None
     ca_bundle: Path | None = None
-    emulator: EmulatorOptions = field(default_factory=EmulatorOptions)
-    mode: str = "online"  # online | batch (the service's Batch API: half price, 24 h window)
+    emulator: EmulatorOptions = field(default_factory=default_emulator_options)
+    mode: Mode = "online"
     poll_interval_s: float = 60.0  # batch mode: how often to poll a batch's status
-    fallback: str = "resubmit"  # batch mode: what to do with lines of expired/failed batches: resubmit | online
+    fallback: Fallback = "resubmit"
     deployments: tuple[DeploymentSpec, ...] = ()  # [[service.deployments]]: several quotas for one job
 
     @property
@@ -149,7 +170,7 @@ class PricingSpec:
 @dataclass(frozen=True)
 class JobSpec:
     name: str
-    endpoint: str
+    endpoint: EndpointKind
     input: InputSpec
     output: OutputSpec
     service: ServiceSpec
@@ -390,16 +411,26 @@ def _parse_output(sec: _Section, endpoint: str, base: Path, name: str) -> Output
         flush_rows=sec.take_positive("flush_rows", int, 1000),
         flush_seconds=sec.take_positive("flush_seconds", float, 10.0, minimum=0.05),
         keep=sec.take_str_list("keep"),
-        sidecars=sec.take_str_list("sidecars"),
+        sidecars=_take_sidecars(sec),
         uri=uri,
     )
-    for sidecar in spec.sidecars:
-        if sidecar not in SIDECARS:
-            raise sec.error("sidecars", f"unknown sidecar {sidecar!r}; choose from {', '.join(SIDECARS)}")
     if spec.sidecars and endpoint not in ("transcription", "translation"):
         raise sec.error("sidecars", "sidecar files are written for transcription and translation only")
     sec.finish()
     return spec
+
+
+def _take_sidecars(sec: _Section) -> tuple[Sidecar, ...]:
+    sidecars: list[Sidecar] = []
+    for name in sec.take_str_list("sidecars"):
+        if not _is_sidecar(name):
+            raise sec.error("sidecars", f"unknown sidecar {name!r}; choose from {', '.join(SIDECARS)}")
+        sidecars.append(name)
+    return tuple(sidecars)
+
+
+def _is_sidecar(name: str) -> TypeGuard[Sidecar]:
+    return name in SIDECARS
 
 
 def _storage_uri(sec: _Section, value: str) -> str | None:
@@ -528,23 +559,26 @@ def _complete_service(spec: ServiceSpec, sec: _Section, env: dict[str, str]) -> 
 
 
 def _parse_emulator(sec: _Section) -> EmulatorOptions:
-    opts = EmulatorOptions(
-        rpm=sec.take_positive("rpm", int),
-        tpm=sec.take_positive("tpm", int),
-        window_s=sec.take_positive("window_s", float, 1.0, minimum=0.01),
-        latency_ms=sec.take_positive("latency_ms", float, 0.0, minimum=0),
-        error_rate=_rate(sec, "error_rate"),
-        drop_rate=_rate(sec, "drop_rate"),
-        truncate_rate=_rate(sec, "truncate_rate"),
-        burst429_rate=_rate(sec, "burst429_rate"),
-        seed=sec.take("seed", int, 0),
-    )
+    knobs = emulator_knobs()
+    opts = EmulatorOptions(**{f.name: _take_knob(sec, knobs[f.name]) for f in fields(EmulatorOptions)})
     sec.finish()
     return opts
 
 
-def _rate(sec: _Section, key: str) -> float:
-    value = sec.take(key, float, 0.0)
+def _take_knob(sec: _Section, config_field: Field[Any]) -> Any:
+    """One [service.emulator] key, checked by what its EmulatorConfig field declares."""
+    knob, kind = knob_of(config_field), value_type(config_field)
+    default: Any = config_field.default
+    assert kind is not None and kind is not set, f"a job spec cannot set {config_field.name}"  # TOML: no sets
+    if knob.probability:
+        return _rate(sec, config_field.name, default)
+    if knob.minimum is not None:
+        return sec.take_positive(config_field.name, kind, default, minimum=knob.minimum)
+    return sec.take(config_field.name, kind, default)
+
+
+def _rate(sec: _Section, key: str, default: float = 0.0) -> float:
+    value = sec.take(key, float, default)
     if not 0.0 <= value <= 1.0:
         raise sec.error(key, f"a probability between 0 and 1, got {value!r}")
     return value

@@ -1,4 +1,4 @@
-"""Run statistics built from the runner's events: what progress lines and the summary show."""
+"""Run statistics built from the engines' events (pipeline/events.py): what progress lines and the summary show."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+
+from pipeline.events import Done, Event, Failed, Retried, Skipped, Throttled
 
 RESERVOIR = 10_000
 
@@ -32,37 +34,40 @@ class RunStats:
     _latencies: list[float] = field(default_factory=list)
     _seen_latencies: int = 0
 
-    def handle(self, kind: str, **data: Any) -> None:
+    def apply(self, event: Event) -> None:
         """The one entry point for events (row done, row failed, retry, throttled...)."""
-        getattr(self, f"_on_{kind}")(**data)
+        match event:
+            case Done():
+                self._on_done(event)
+            case Failed():
+                self._on_failed(event)
+            case Skipped():
+                self._on_skipped(event)
+            case Retried():
+                self.retries[event.cause] += 1
+            case Throttled():
+                self.throttled += 1
 
-    def _on_done(self, rows: int, latency_s: float, tokens_in: int = 0, tokens_out: int = 0,
-                 images: int = 0, audio_seconds: float = 0.0) -> None:
-        self.succeeded += rows
-        self.images += images
-        self.audio_seconds += audio_seconds
+    def _on_done(self, event: Done) -> None:
+        self.succeeded += event.rows
+        self.images += event.images
+        self.audio_seconds += event.audio_seconds
         self.requests += 1
-        self.tokens_in += tokens_in
-        self.tokens_out += tokens_out
-        self._sample_latency(latency_s)
+        self.tokens_in += event.tokens_in
+        self.tokens_out += event.tokens_out
+        self._sample_latency(event.latency_s)
 
-    def _on_failed(self, rows: int, code: str, requested: bool = True, transient: bool = False) -> None:
-        self.failed += rows
-        self.failed_transient += rows if transient else 0
-        self.failures_by_code[code] += rows
-        if requested:
+    def _on_failed(self, event: Failed) -> None:
+        self.failed += event.rows
+        self.failed_transient += event.rows if event.transient else 0
+        self.failures_by_code[event.code] += event.rows
+        if event.requested:
             self.requests += 1
 
-    def _on_skipped(self, rows: int, failed_earlier: bool = False) -> None:
-        self.skipped += rows
-        if failed_earlier:
-            self.failed_earlier += rows
-
-    def _on_retry(self, cause: str, attempt: int) -> None:
-        self.retries[cause] += 1
-
-    def _on_throttled(self, retry_after: float | None) -> None:
-        self.throttled += 1
+    def _on_skipped(self, event: Skipped) -> None:
+        self.skipped += event.rows
+        if event.failed_earlier:
+            self.failed_earlier += event.rows
 
     def _sample_latency(self, latency_s: float) -> None:
         # Reservoir sampling keeps percentiles honest with bounded memory.

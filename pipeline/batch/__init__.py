@@ -1,6 +1,6 @@
 """Batch mode (`[service] mode = "batch"`): a job's rows sent through the service's Batch API.
 
-lines.py   pure: line and file formats, per-file limits, URLs, what an output line means
+lines.py   pure: line and file formats, per-file limits, what an output line means (routes: client/urls.py)
 book.py    batches.json and batches/: which files were uploaded, which batches exist, which rows each holds
 api.py     the Files and Batch APIs over HTTP (auth, retries, typed errors)
 engine.py  BatchJob: submit -> poll -> collect, resubmission, the online fallback

@@ -1,8 +1,8 @@
 """The Files and Batch APIs of one service: upload, create, get, find, download, delete.
 
 Each call goes through the job's auth and the shared tenacity retry policy; one attempt turns
-the HTTP outcome into an answer or a typed error with transport.answer_error, as online calls do
-(redirects refused, answers read up to a cap).
+the HTTP outcome into an answer or a typed error with transport's raise_for_status and
+typed_http_errors, as online calls do (redirects refused, answers read up to a cap).
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from typing import Any
 
 import aiohttp
 
-from pipeline.batch.lines import batch_api_url
 from pipeline.client.auth import Auth
 from pipeline.client.retry import retry_cause, retry_policy
 from pipeline.client.service import USER_AGENT
-from pipeline.client.transport import MiB, answer_error, build_form, proxy_for, read_capped
+from pipeline.client.transport import MiB, build_form, proxy_for, raise_for_status, read_capped, typed_http_errors
+from pipeline.client.urls import api_url
 from pipeline.endpoints.base import FormPart
-from pipeline.errors import APIConnectionError, APITimeoutError, InvalidResponseError
+from pipeline.errors import InvalidResponseError
 from pipeline.spec import JobSpec
 
 CHUNK = 1 << 20
@@ -52,7 +52,7 @@ class BatchAPI:
                                                        sock_read=spec.limits.timeout_s)
 
     def url(self, path: str) -> str:
-        return batch_api_url(self.service, self.base_url, path)
+        return api_url(self.service, self.base_url, path)
 
     async def upload(self, path: Path) -> dict[str, Any]:
         """POST files (multipart purpose=batch), then wait while Azure still validates it."""
@@ -99,20 +99,15 @@ class BatchAPI:
                 await self._download_once(self.url(f"files/{file_id}/content"), destination)
 
     async def _download_once(self, url: str, destination: Path) -> None:
-        try:
+        with typed_http_errors("the file download stalled", "download failed: "):
             async with self.session.get(url, headers=await self._headers(), proxy=proxy_for(url),
                                         timeout=self._transfer_timeout, allow_redirects=False) as resp:
-                if resp.status >= 300:
-                    raise await answer_error(resp, url)
+                await raise_for_status(resp, url)
                 temp = destination.with_name(destination.name + ".part.tmp")
                 with open(temp, "wb") as handle:
                     async for chunk in resp.content.iter_chunked(CHUNK):
                         handle.write(chunk)
                 os.replace(temp, destination)
-        except TimeoutError:
-            raise APITimeoutError("the file download stalled") from None
-        except aiohttp.ClientError as exc:
-            raise APIConnectionError(f"download failed: {type(exc).__name__}: {exc}") from None
 
     async def _call(self, method: str, path: str, *, body: dict[str, Any] | None = None,
                     form: Callable[[], list[FormPart]] | None = None, params: dict[str, str] | None = None,
@@ -127,18 +122,13 @@ class BatchAPI:
                     timeout: aiohttp.ClientTimeout) -> Any:
         """One attempt -> the decoded JSON answer, or a typed error."""
         data = build_form(form()) if form is not None else None
-        try:
+        with typed_http_errors(f"no answer within {timeout.total or timeout.sock_read} s"):
             # Redirects are refused, as online: aiohttp would carry the api-key header to any host.
             async with self.session.request(method, url, json=body, data=data, params=params, proxy=proxy_for(url),
                                             headers=await self._headers(), timeout=timeout,
                                             allow_redirects=False) as resp:
-                if resp.status >= 300:
-                    raise await answer_error(resp, url)
+                await raise_for_status(resp, url)
                 raw = await read_capped(resp, ANSWER_CAP)
-        except TimeoutError:
-            raise APITimeoutError(f"no answer within {timeout.total or timeout.sock_read} s") from None
-        except aiohttp.ClientError as exc:
-            raise APIConnectionError(f"{type(exc).__name__}: {exc}") from None
         try:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError):

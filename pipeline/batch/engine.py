@@ -7,8 +7,9 @@
              rows the batch did not run (expired, cancelled, missing) go into a new batch, or to
              the online engine after the batches when fallback = "online"
 
-BatchJob is a runner.Job: it reuses the Job's part writers, events, budgets and stop rules, so
-the runner's summary, exit codes and job.json work unchanged.
+BatchJob is a core Job (pipeline/core/job.py): it reuses the Job's part writers, events, budgets and
+stop rules, so the summary, exit codes and job.json are those of online runs. The online engine the
+fallback needs is handed in by the runner: the two engines never import each other.
 """
 
 from __future__ import annotations
@@ -18,10 +19,8 @@ import contextlib
 import dataclasses
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
-
-import aiohttp
 
 from pipeline.batch.api import BatchAPI
 from pipeline.batch.book import BatchBook, BatchIndex, BatchRecord, IdHashes
@@ -39,7 +38,11 @@ from pipeline.batch.lines import (
 )
 from pipeline.checkpoint import OutputFolder, id_hash
 from pipeline.client.auth import make_auth
-from pipeline.client.service import USER_AGENT
+from pipeline.cloud_checkpoint import Output
+from pipeline.core.exitcodes import ExitCode
+from pipeline.core.job import Job
+from pipeline.core.options import RunOptions
+from pipeline.core.records import failure_record, keep_value, result_record
 from pipeline.crashpoints import CrashPoint, crash_point
 from pipeline.endpoints.base import Item, Request
 from pipeline.errors import (
@@ -49,33 +52,27 @@ from pipeline.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from pipeline.events import Done, Failed, event_named
 from pipeline.preflight import Preflight
 from pipeline.redact import get_logger
-from pipeline.runner import (
-    EXIT_ABORTED,
-    EXIT_BAD_INPUT,
-    EXIT_BUDGET,
-    EXIT_OUTPUT,
-    Job,
-    RunControl,
-    RunOptions,
-    _keep_value,
-    _run_async,
-    _signals,
-    _ssl_context,
-    failure_record,
-    local_emulator,
-)
 from pipeline.sinks.parquet import OutputWriteError
 from pipeline.sources.base import Row, Source
 from pipeline.spec import JobSpec
 from pipeline.stats import RunStats
+from pipeline.wiring.control import RunControl
+from pipeline.wiring.emulator import local_emulator
+from pipeline.wiring.session import http_session
+from pipeline.wiring.signals import stop_on_signals
 
 log = get_logger("pipeline.batch")
 T = TypeVar("T")
 
 BATCH_DISCOUNT = 0.5  # the Batch API's price against list prices (Azure global batch and OpenAI)
 FLUSH_EVERY_LINES = 1000
+BATCH_API_CONNECTIONS = 4  # uploads, polls and downloads: a few requests at a time
+
+# The online engine, for the rows the batches did not run (fallback = "online"): the runner's choice.
+OnlineEngine = Callable[[JobSpec, RunOptions, Preflight, Output, RunControl], Awaitable[Job]]
 
 
 class BatchJob(Job):
@@ -95,16 +92,17 @@ class BatchJob(Job):
         self.planned_in = self.planned_out = 0
         self._out_per_line = _completion_ceiling(spec)
 
-    def _budget_reached(self) -> bool:
-        if super()._budget_reached():
+    def budget_reached(self) -> bool:
+        """The Job's budgets, and max_tokens and max_cost held against what the lines written may cost."""
+        if super().budget_reached():
             return True
         limits, planned = self.spec.limits, self.planned_in + self.planned_out
         if limits.max_tokens is not None and planned >= limits.max_tokens:
-            return self.finish_early(EXIT_BUDGET, f"stopped at max_tokens = {limits.max_tokens} (the batch lines "
-                                     "written may use that many); run again to continue")
+            return self.finish_early(ExitCode.BUDGET, f"stopped at max_tokens = {limits.max_tokens} (the batch "
+                                     "lines written may use that many); run again to continue")
         if limits.max_cost is not None and self.prices is not None and self._planned_cost() >= limits.max_cost:
-            return self.finish_early(EXIT_BUDGET, f"stopped at max_cost = {limits.max_cost} (estimated for the "
-                                     "batch lines written); run again to continue")
+            return self.finish_early(ExitCode.BUDGET, f"stopped at max_cost = {limits.max_cost} (estimated for "
+                                     "the batch lines written); run again to continue")
         return False
 
     def _plan(self, item: Item) -> None:
@@ -140,13 +138,13 @@ class BatchJob(Job):
                 if self.not_run and self.spec.service.fallback == "resubmit" and not self.stopping.is_set():
                     await self._submit(api, self._take_not_run())
         except (AuthenticationError, PermissionDeniedError, NotFoundError) as error:
-            self.stop(EXIT_ABORTED, f"the service refused the batch API ({error}); check the key, base_url and "
+            self.stop(ExitCode.ABORTED, f"the service refused the batch API ({error}); check the key, base_url and "
                       "api_version, and that the deployment is a batch deployment")
         except APIError as error:
-            self.stop(EXIT_ABORTED, f"the batch API failed ({error}); batches already created keep running at "
+            self.stop(ExitCode.ABORTED, f"the batch API failed ({error}); batches already created keep running at "
                       "the service: run again to resume polling them")
         except OutputWriteError as error:
-            self.stop(EXIT_OUTPUT, str(error))
+            self.stop(ExitCode.OUTPUT, str(error))
 
     def _take_not_run(self) -> set[str]:
         ids, self.not_run = self.not_run, set()
@@ -158,12 +156,12 @@ class BatchJob(Job):
     async def _submit(self, api: BatchAPI, only: set[str] | None) -> None:
         """Write input files for rows not done and in no open batch (or for `only`), then send them."""
         skip = self.book.open_hashes() if only is None else IdHashes()
-        rows = (row for row in self._as_counted(self.plan.source.rows())
+        rows = (row for row in self.as_counted(self.plan.source.rows())
                 if (row.id in only if only is not None else row.id not in skip))
         try:
             files = await self.on_writer_thread(self._write_inputs, rows)
         except InputError as exc:  # the input changed under the run (the files written are strays)
-            self.stop(EXIT_BAD_INPUT, str(exc))
+            self.stop(ExitCode.BAD_INPUT, str(exc))
             return
         records = [self.book.add(f.number, f.lines, f.bytes) for f in files]
         self.book.save()
@@ -180,12 +178,12 @@ class BatchJob(Job):
         files = []
         model = self.spec.service.model_name
         keep = self.spec.output.keep
-        for item in self._prepared(iter(rows)):
+        for item in self.prepared(iter(rows)):
             self._plan(item)
             body = line_body(self.endpoint.build([item]).json or {}, model)
             entry: dict[str, Any] = {"id": item.row.id, "line": item.row.line}
             if keep:
-                entry["keep"] = {name: _keep_value(item.row.fields.get(name)) for name in keep}
+                entry["keep"] = {name: keep_value(item.row.fields.get(name)) for name in keep}
             closed = writer.add(entry, input_line(item.row.id, self.url, body))
             if closed is not None:
                 files.append(closed)
@@ -228,8 +226,8 @@ class BatchJob(Job):
             ended = [r for r in self.book.open() if r.ended]
             if ended:
                 return ended
-            if self._deadline is not None and time.monotonic() >= self._deadline:
-                self.stop(EXIT_BUDGET, "stopped at --max-duration; the batches keep running at the service: "
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                self.stop(ExitCode.BUDGET, "stopped at --max-duration; the batches keep running at the service: "
                           "run again to collect them")
                 break
             with contextlib.suppress(TimeoutError):
@@ -344,18 +342,16 @@ class BatchJob(Job):
         except APIError as error:
             self._fail_line(_row(line.custom_id, entry or index.entry(position)), error)
             return "failed"
-        record_row = {"id": row.id, **result, "request_id": line.request_id, "attempts": 1, "latency_ms": None,
-                      "deployment": self.deployment}
-        for name in keep:
-            record_row[name] = row.fields.get(name)
-        self.results.add(record_row)
-        self.emit("done", rows=1, latency_s=response.latency_s, tokens_in=result.get("prompt_tokens") or 0,
-                  tokens_out=result.get("completion_tokens") or 0)
+        # The keep columns were made text when the line was written (keep_value leaves them as they are).
+        self.results.add(result_record(row, result, request_id=line.request_id, attempts=1, latency_ms=None,
+                                       deployment=self.deployment, keep=keep))
+        usage = self.endpoint.usage([result])
+        self.emit(Done(rows=1, latency_s=response.latency_s, tokens_in=usage.tokens_in, tokens_out=usage.tokens_out))
         return "succeeded"
 
     def _fail_line(self, row: Row, error: APIError) -> None:
         self.failures.add(failure_record(row, error, "request", attempts=1))
-        self.emit("failed", rows=1, code=error.code or type(error).__name__)
+        self.emit(Failed(rows=1, code=error.code or type(error).__name__))
 
     def _settle_not_run(self, record: BatchRecord, rows: list[tuple[str, int]], ran: bool) -> bool:
         """Rows a batch did not run go again, unless nothing in it ran: then they fail with the batch's reason.
@@ -387,13 +383,13 @@ class BatchJob(Job):
 
     # ---- online fallback
 
-    async def run_online(self, control: RunControl) -> None:
+    async def run_online(self, control: RunControl, online: OnlineEngine) -> None:
         """Send the rows the batches did not run through the online engine (fallback = "online")."""
         ids, self.not_run = self.not_run, set()
         log.info("%d row(s) the batches did not run go to the online API", len(ids))
         plan = dataclasses.replace(self.plan, source=OnlyRows(self.plan.source, ids), total=len(ids))
-        online = await _run_async(self.spec, dataclasses.replace(self.options, limit=None), plan, self.out, control)
-        self._absorb(online)
+        ran = await online(self.spec, dataclasses.replace(self.options, limit=None), plan, self.out, control)
+        self._absorb(ran)
 
     def _absorb(self, online: Job) -> None:
         mine, theirs = self.stats, online.stats
@@ -445,22 +441,25 @@ def _completion_ceiling(spec: JobSpec) -> int:
 
 
 async def run_batch_job_async(spec: JobSpec, options: RunOptions, plan: Preflight, out: OutputFolder,
-                              control: RunControl) -> Job:
-    """Run a job in batch mode (called by runner.run_job_async); returns the Job the runner summarises."""
+                              control: RunControl, online: OnlineEngine) -> Job:
+    """Run a job in batch mode (called by runner.run_job_async); returns the Job the runner summarises.
+    `online` runs the rows the batches did not run, when the spec says fallback = "online"."""
     job = BatchJob(spec, options, plan, out)
     job.bind_loop()
     control.attach(job)
     auth = make_auth(spec.service, options.credential)
-    connector = aiohttp.TCPConnector(limit=4, ssl=_ssl_context(spec))
-    async with local_emulator(spec) as local_url, aiohttp.ClientSession(
-            connector=connector, trust_env=False, headers={"User-Agent": USER_AGENT}) as session:
-        api = BatchAPI(spec, local_url or spec.service.base_url or "", session, auth, job.emit)
+
+    def by_name(kind: str, **data: Any) -> None:  # batch/api.py still reports its retries by name
+        job.emit(event_named(kind, **data))
+
+    async with local_emulator(spec) as local_url, http_session(spec, BATCH_API_CONNECTIONS) as session:
+        api = BatchAPI(spec, local_url or spec.service.base_url or "", session, auth, by_name)
         try:
-            with _signals(job, options, control):
+            with stop_on_signals(control, options.handle_signals):
                 await job.run(api)
         finally:
             job.close()
         await auth.close()
     if job.not_run and job.stop_code is None and spec.service.fallback == "online":
-        await job.run_online(control)
+        await job.run_online(control, online)
     return job

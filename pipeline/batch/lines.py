@@ -11,9 +11,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote
 
 from pipeline.client.transport import status_error
+from pipeline.client.urls import batch_endpoint as batch_endpoint  # re-exported: see below
 from pipeline.endpoints.base import HttpResponse
 from pipeline.errors import APIError
 from pipeline.spec import ServiceSpec
@@ -23,6 +23,8 @@ MAX_FILE_BYTES = 200_000_000  # "200 MB" read as decimal: under the limit whiche
 # Codes of output lines the batch never ran: those rows are sent again, they did not fail.
 NOT_RUN_CODES = frozenset({"batch_expired", "batch_cancelled"})
 STREAM_KEYS = ("stream", "stream_options")  # the Batch API answers whole bodies only
+# batch_endpoint (each line's url, the batch's endpoint) is a route like any other, built in client/urls.py;
+# batch/engine.py takes it from here, with the rest of what a line is.
 
 
 class BatchLineError(APIError):
@@ -36,24 +38,6 @@ class BatchFailedError(APIError):
 def file_limits(service: ServiceSpec) -> tuple[int, int]:
     """(lines, bytes) per input file for the service; read at call time so tests can lower them."""
     return MAX_LINES.get(service.provider, MAX_LINES["azure"]), MAX_FILE_BYTES
-
-
-def batch_endpoint(service: ServiceSpec, op: str) -> str:
-    """Every line's `url` and the batch's `endpoint`: Azure classic takes "/chat/completions", the rest "/v1/..."."""
-    if service.provider != "openai" and service.api_style == "classic":
-        return f"/{op}"
-    return f"/v1/{op}"
-
-
-def batch_api_url(service: ServiceSpec, base_url: str, path: str) -> str:
-    """Files and batches have no deployment segment: {base}/openai/{path}?api-version=, /openai/v1/, or /v1/."""
-    base = base_url.rstrip("/")
-    if service.provider == "openai":
-        return f"{base}/{path}"
-    base = base.removesuffix("/openai/v1").removesuffix("/openai")
-    if service.api_style == "v1":
-        return f"{base}/openai/v1/{path}"
-    return f"{base}/openai/{path}?api-version={quote(service.api_version or '')}"
 
 
 def line_body(body: dict[str, Any], model: str) -> dict[str, Any]:

@@ -31,7 +31,6 @@ from collections.abc import Awaitable, Callable
 from aiolimiter import AsyncLimiter
 
 from pipeline.client.accounting import ServiceTokenCount, Slot
-from pipeline.crashpoints import CrashPoint, crash_point
 
 HEADROOM = 0.985  # pacing at exactly the quota earns 429s from timing jitter alone
 CUT = 0.7
@@ -93,7 +92,8 @@ class Pacer:
     """Shared by all workers of one deployment."""
 
     def __init__(self, rpm: float | None, tpm: float | None, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep, max_hold_s: float = MAX_HOLD_S) -> None:
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep, max_hold_s: float = MAX_HOLD_S,
+                 on_hold: Callable[[], None] | None = None) -> None:
         self.rpm_ceiling = rpm * HEADROOM if rpm else None
         self.tpm_ceiling = tpm * HEADROOM if tpm else None  # in the service's tokens
         self.scale = 1.0
@@ -104,6 +104,7 @@ class Pacer:
         self._ceiling_from_spec = bool(rpm or tpm)
         self._clock = clock
         self._sleep = sleep
+        self._on_hold = on_hold  # called each time a worker is held by a 429 (the crash tests' hook)
         self._not_before = 0.0
         self._last_cut = -1e9
         self._last_429 = -1e9
@@ -276,7 +277,8 @@ class Pacer:
 
     async def _wait_hold(self, give_up: Callable[[], bool] | None) -> None:
         while (delay := self._not_before - self._clock()) > 0:
-            crash_point(CrashPoint.LIMITER_HOLD)  # test hook: every worker held by a 429
+            if self._on_hold is not None:
+                self._on_hold()
             if give_up is not None:
                 if give_up():
                     raise Rerouted

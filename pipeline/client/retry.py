@@ -29,11 +29,11 @@ class wait_retry_after(wait_base):
 
 def splits_instead(error: BaseException) -> bool:
     """A miscounted answer to several inputs: sent again unchanged it would be answered the same way,
-    so it is not retried; the runner halves the batch instead (see runner._blames_content)."""
+    so it is not retried; the online engine halves the batch instead (online/job.py, blames_content)."""
     return isinstance(error, AnswerCountError) and error.expected > 1
 
 
-# Transient failures, except those the runner answers by splitting the batch.
+# Transient failures, except those the online engine answers by splitting the batch.
 retry_transient = retry_if_exception(is_retryable) & retry_if_exception(lambda error: not splits_instead(error))
 
 

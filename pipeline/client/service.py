@@ -26,6 +26,7 @@ from pipeline.errors import (
     RateLimitError,
     RequestTooLargeError,
 )
+from pipeline.events import EventSink, Retried, Throttled, ignore
 from pipeline.redact import get_logger
 from pipeline.spec import JobSpec
 from pipeline.version import __version__
@@ -46,25 +47,26 @@ class ServiceClient:
     """Sends requests: paced per deployment, retried, parsed inside the retry loop."""
 
     def __init__(self, spec: JobSpec, router: Router, session: aiohttp.ClientSession,
-                 on_event: Callable[..., None] | None = None) -> None:
+                 on_event: EventSink = ignore, log_bodies: bool = False) -> None:
         self.spec = spec
         self.router = router
         self.session = session
-        self._on_event = on_event or (lambda *a, **k: None)
+        self._on_event = on_event
+        self._log = RequestLog(log_bodies)
         self._timeout = aiohttp.ClientTimeout(total=spec.limits.timeout_s)
         self.health = ServiceHealth(spec.limits.max_outage_s, spec.limits.max_retry_wait_s)
         self._policy = retry_policy(spec.limits.max_attempts, spec.limits.max_retry_wait_s, self._before_retry)
 
     def _before_retry(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
-        self._on_event("retry", cause=retry_cause(error), attempt=state.attempt_number)
+        self._on_event(Retried(cause=retry_cause(error), attempt=state.attempt_number))
         log.info("retrying after attempt %d: %s", state.attempt_number, error)
 
     async def call(self, request: Request,
                    parse: Callable[[Request, HttpResponse], Any]) -> tuple[Any, HttpResponse, int]:
         """Send until success or a permanent error; returns (parsed, response, attempts).
 
-        Errors re-raised carry `attempts`. Parsing is inside the loop: a truncated or invalid
+        Errors re-raised carry their `attempts`. Parsing is inside the loop: a truncated or invalid
         body is retried like a connection error. Each attempt may go to another deployment.
         """
         attempts = 0
@@ -76,7 +78,7 @@ class ServiceClient:
                     parsed = parse(request, response)
             return parsed, response, attempts
         except APIError as error:
-            error.attempts = attempts  # type: ignore[attr-defined]
+            error.attempts = attempts
             raise
 
     async def download(self, url: str) -> bytes:
@@ -137,46 +139,50 @@ class ServiceClient:
             response = await send_once(self.session, url, headers, request, body, self._timeout, form,
                                        deployment.proxy, self.spec.limits.max_answer_bytes)
         except (InsufficientQuotaError, RequestTooLargeError) as error:
-            _log_outcome(url, attempt, error=error, body=body)  # 429s that say nothing about the pacing window
+            self._log.outcome(url, attempt, error=error, body=body)  # 429s that say nothing about the pacing window
             raise
         except RateLimitError as error:
             # A later attempt's refusal is the weaker evidence about the quota (the pacer decides what holds).
             deployment.pacer.on_rate_limited(error.retry_after, slot=slot, repeat=attempt > 1)
-            self._on_event("throttled", retry_after=error.retry_after)
-            _log_outcome(url, attempt, error=error, body=body)
+            self._on_event(Throttled(retry_after=error.retry_after))
+            self._log.outcome(url, attempt, error=error, body=body)
             raise
         except APIError as error:
             if error.status is not None:
                 deployment.pacer.note_admitted(request.tokens)
-            _log_outcome(url, attempt, error=error, body=body)
+            self._log.outcome(url, attempt, error=error, body=body)
             raise
         told = response.headers
         deployment.pacer.on_success(request.tokens, _int_header(told, "x-ratelimit-remaining-requests"),
                                     _int_header(told, "x-ratelimit-remaining-tokens"),
                                     _int_header(told, "x-ratelimit-limit-requests"),
                                     _int_header(told, "x-ratelimit-limit-tokens"), slot=slot)
-        _log_outcome(url, attempt, response=response, body=body)
+        self._log.outcome(url, attempt, response=response, body=body)
         return response
 
 
 LOGGED_HEADERS = ("x-request-id", "apim-request-id", "x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens",
                   "x-ratelimit-limit-requests", "x-ratelimit-limit-tokens", "retry-after", "retry-after-ms",
                   "x-ms-region", "openai-processing-ms", "content-type")
-LOG_BODIES = False  # set by `pipeline --log-bodies`
+class RequestLog:
+    """At debug level, one line per request; with `bodies` (`pipeline --log-bodies`), its bodies too."""
 
+    def __init__(self, bodies: bool = False) -> None:
+        self.bodies = bodies
 
-def _log_outcome(url: str, attempt: int, response: HttpResponse | None = None, error: APIError | None = None,
-                 body: bytes | None = None) -> None:
-    """At debug level, one line per request: method, URL, status, latency, attempt, allowlisted headers."""
-    if not log.isEnabledFor(logging.DEBUG):
-        return
-    if response is not None:
-        shown = {k: v for k, v in response.headers.items() if k in LOGGED_HEADERS}
-        log.debug("POST %s -> %d in %.1f ms (attempt %d) %s", url, response.status, response.latency_s * 1000,
-                  attempt, shown)
-    else:
-        log.debug("POST %s -> %s (attempt %d, request id %s)", url, error, attempt, error.request_id if error else None)
-    if LOG_BODIES:
-        log.debug("request body: %s", (body or b"<multipart>")[:4000].decode("utf-8", "replace"))
+    def outcome(self, url: str, attempt: int, response: HttpResponse | None = None, error: APIError | None = None,
+                body: bytes | None = None) -> None:
+        """Method, URL, status, latency, attempt and allowlisted headers (the bodies when asked for)."""
+        if not log.isEnabledFor(logging.DEBUG):
+            return
         if response is not None:
-            log.debug("response body: %s", response.body[:4000].decode("utf-8", "replace"))
+            shown = {k: v for k, v in response.headers.items() if k in LOGGED_HEADERS}
+            log.debug("POST %s -> %d in %.1f ms (attempt %d) %s", url, response.status, response.latency_s * 1000,
+                      attempt, shown)
+        else:
+            log.debug("POST %s -> %s (attempt %d, request id %s)", url, error, attempt,
+                      error.request_id if error else None)
+        if self.bodies:
+            log.debug("request body: %s", (body or b"<multipart>")[:4000].decode("utf-8", "replace"))
+            if response is not None:
+                log.debug("response body: %s", response.body[:4000].decode("utf-8", "replace"))

@@ -9,6 +9,7 @@ raised as the typed error it stands for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import email.utils
 import html
@@ -18,7 +19,7 @@ import re
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import IO, Any
 
 import aiohttp
@@ -104,25 +105,18 @@ async def send_once(session: aiohttp.ClientSession, url: str, headers: dict[str,
     cap = max_bytes or answer_cap(request.op)
     form = form or request.form
     data: Any = body if form is None else build_form(await read_parts(form()))
-    try:
+    with typed_http_errors(f"no complete answer within {timeout.total} s"):
         # Never follow a redirect: aiohttp would carry the api-key header to any host it points to.
         async with session.post(url, data=data, headers=headers, timeout=timeout, proxy=proxy,
                                 allow_redirects=False) as resp:
             response_headers = _lower(resp.headers)
-            if resp.status >= 300:
-                raise await answer_error(resp, url)
+            await raise_for_status(resp, url)
             if request.accept == "sse":
                 events, ttft = await read_sse(resp, start, cap)
                 raw = b""
             else:
                 raw, events, ttft = await read_capped(resp, cap), [], None
                 refuse_error_answer(resp.status, response_headers, raw, request.accept)
-    except TimeoutError:
-        raise APITimeoutError(f"no complete answer within {timeout.total} s") from None
-    except aiohttp.ClientPayloadError as exc:
-        raise APIConnectionError(f"the answer was cut off ({_first_line(exc)})") from None
-    except aiohttp.ClientError as exc:
-        raise APIConnectionError(f"{type(exc).__name__}: {_first_line(exc)}") from None
     return HttpResponse(resp.status, response_headers, raw, time.perf_counter() - start,
                         request_id_of(response_headers), events, ttft)
 
@@ -131,15 +125,31 @@ async def fetch_bytes(session: aiohttp.ClientSession, url: str, timeout: aiohttp
                       max_bytes: int = DEFAULT_ANSWER_CAP) -> bytes:
     """GET a URL's bytes, up to `max_bytes`. No auth headers (download URLs carry their own
     signature), so redirects may be followed."""
-    try:
+    with typed_http_errors(f"download did not finish within {timeout.total} s", "download failed: "):
         async with session.get(url, timeout=timeout, proxy=proxy_for(url)) as resp:
-            if resp.status >= 300:
-                raise await answer_error(resp, url)
-            return await read_capped(resp, max_bytes)
+            await raise_for_status(resp, url)
+            body = await read_capped(resp, max_bytes)
+    return body
+
+
+@contextlib.contextmanager
+def typed_http_errors(timed_out: str, failed: str = "") -> Iterator[None]:
+    """aiohttp's own failures inside the block -> APITimeoutError(`timed_out`) or APIConnectionError
+    (prefixed with `failed`), so that callers and the retry policy see only the typed errors of errors.py."""
+    try:
+        yield
     except TimeoutError:
-        raise APITimeoutError(f"download did not finish within {timeout.total} s") from None
+        raise APITimeoutError(timed_out) from None
+    except aiohttp.ClientPayloadError as exc:  # a body that stopped arriving, or arrived malformed
+        raise APIConnectionError(f"{failed}the answer was cut off ({_first_line(exc)})") from None
     except aiohttp.ClientError as exc:
-        raise APIConnectionError(f"download failed: {type(exc).__name__}: {_first_line(exc)}") from None
+        raise APIConnectionError(f"{failed}{type(exc).__name__}: {_first_line(exc)}") from None
+
+
+async def raise_for_status(resp: aiohttp.ClientResponse, url: str) -> None:
+    """Raise the typed error of anything but a 2xx answer (a redirect is refused, not followed)."""
+    if resp.status >= 300:
+        raise await answer_error(resp, url)
 
 
 def answer_cap(op: str, configured: int | None = None) -> int:
@@ -516,5 +526,5 @@ def _seconds_or_date(value: str) -> float | None:
 
 __all__ = ["ANSWER_CAPS", "DEFAULT_ANSWER_CAP", "ERROR_BODY_CAP", "AnswerTooLargeError", "KiB", "MiB",
            "answer_cap", "answer_error", "build_form", "error_from_object", "fetch_bytes", "proxy_for",
-           "read_capped", "read_parts", "read_sse", "redirect_error", "refuse_error_answer", "retry_after_of",
-           "send_once", "status_error", "typed_error"]
+           "raise_for_status", "read_capped", "read_parts", "read_sse", "redirect_error", "refuse_error_answer",
+           "retry_after_of", "send_once", "status_error", "typed_error", "typed_http_errors"]

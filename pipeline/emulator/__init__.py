@@ -11,12 +11,35 @@ app.py      routes                                server.py   EmulatorServer, Em
 
 from __future__ import annotations
 
-from pipeline.emulator.app import build_app
-from pipeline.emulator.charges import charge_tokens
-from pipeline.emulator.config import EmulatorConfig
-from pipeline.emulator.content import embedding_vector
-from pipeline.emulator.server import EmulatorServer, EmulatorThread
-from pipeline.emulator.state import EmulatorState
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipeline.emulator.app import build_app
+    from pipeline.emulator.charges import charge_tokens
+    from pipeline.emulator.config import EmulatorConfig
+    from pipeline.emulator.content import embedding_vector
+    from pipeline.emulator.server import EmulatorServer, EmulatorThread
+    from pipeline.emulator.state import EmulatorState
+
+# The names below load on first use (PEP 562): the job spec reads EmulatorConfig's knobs from config.py,
+# and a run against a real service should not load the server, its routes and numpy for that.
+_HOMES = {
+    "EmulatorConfig": "config",
+    "EmulatorServer": "server",
+    "EmulatorState": "state",
+    "EmulatorThread": "server",
+    "build_app": "app",
+    "charge_tokens": "charges",
+    "embedding_vector": "content",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+
 
 __all__ = [
     "EmulatorConfig",

@@ -37,7 +37,7 @@ from pipeline.emulator import bodies
 from pipeline.emulator.auth import auth_failure
 from pipeline.emulator.exchange import AZURE, AZURE_V1, OPENAI, Exchange, Rejection, invalid
 from pipeline.emulator.fault_answers import fault_rejection
-from pipeline.emulator.flow import API_VERSION, CONFIG, STATE, _check_content_filter, _pick_fault
+from pipeline.emulator.flow import API_VERSION, CONFIG, STATE, check_content_filter, pick_fault
 from pipeline.emulator.ops import OPERATIONS
 from pipeline.emulator.uploads import read_form
 
@@ -225,8 +225,8 @@ async def answer_line(request: web.Request, batch: Batch, line: Line) -> tuple[b
         if x.body.get("stream"):
             raise invalid("Streaming is not supported in batch requests.", "stream")
         op.validate(x)
-        _check_content_filter(x)  # the online route's checks, so a line is judged as a request would be
-        fault = _pick_fault(x)
+        check_content_filter(x)  # the online route's checks, so a line is judged as a request would be
+        fault = pick_fault(x)
         if fault is not None:
             raise fault_rejection(x, fault, fault.status or 500)
         response = await op.respond(x)

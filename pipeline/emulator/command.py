@@ -1,50 +1,60 @@
-"""`pipeline emulator`: run the emulator in the foreground until SIGINT/SIGTERM."""
+"""`pipeline emulator`: run the emulator in the foreground until SIGINT/SIGTERM.
+
+Its options are EmulatorConfig's knobs (config.py), one per field in declaration order: a knob added
+there is an option here, with its help and default.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
-from pipeline.emulator.config import EmulatorConfig
+from pipeline.emulator.config import EmulatorConfig, knob_of, knobs, value_type
 from pipeline.emulator.server import EmulatorServer
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def knob_option(config_field: dataclasses.Field[Any]) -> Callable[[F], F]:
+    """The click option that sets one config field: --field-name (a set: repeatable; choices: a Choice)."""
+    knob = knob_of(config_field)
+    kind = value_type(config_field)
+    flag = knob.flag or "--" + config_field.name.replace("_", "-")
+    how: dict[str, Any] = {"type": kind, "default": config_field.default}
+    if knob.choices:
+        how["type"] = click.Choice([choice for choice in knob.choices if choice is not None])
+    elif kind is set:
+        how = {"type": str, "default": None, "multiple": True}
+    return click.option(flag, config_field.name, show_default=knob.show_default, help=knob.help, **how)
+
+
+def knob_options(command: F) -> F:
+    """Every knob as an option, listed in --help in the config's order."""
+    for config_field in reversed(knobs().values()):  # the decorator applied last is listed first
+        command = knob_option(config_field)(command)
+    return command
+
+
+def config_from_options(values: dict[str, Any]) -> EmulatorConfig:
+    """The options' values as a config; a repeatable option given no times leaves its set unset (None)."""
+    fields = knobs()
+    settings: dict[str, Any] = {name: set(value) or None if value_type(fields[name]) is set else value
+                                for name, value in values.items()}
+    return EmulatorConfig(**settings)
 
 
 @click.command("emulator")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int, help="0 picks a free port.")
-@click.option("--rpm", type=int, help="Requests per minute per deployment.")
-@click.option("--tpm", type=int, help="Tokens per minute per deployment.")
-@click.option("--window-s", default=1.0, show_default=True, type=float, help="Quota window (Azure: 1 or 10).")
-@click.option("--latency-ms", default=0.0, type=float)
-@click.option("--latency-per-token-ms", default=0.0, type=float)
-@click.option("--error-rate", default=0.0, type=float, help="Share of random 500/503 answers.")
-@click.option("--drop-rate", default=0.0, type=float, help="Share of connections closed unanswered.")
-@click.option("--hang-rate", default=0.0, type=float, help="Share of answers delayed by --hang-s.")
-@click.option("--hang-s", default=30.0, type=float)
-@click.option("--truncate-rate", default=0.0, type=float, help="Share of bodies cut in half.")
-@click.option("--burst429-rate", default=0.0, type=float, help="Share of spurious 429s.")
-@click.option("--compute-ms-per-input", default=0.0, type=float,
-              help="Compute-bound: one request at a time, this long per embeddings input.")
-@click.option("--seed", default=0, type=int)
-@click.option("--api-key", default=None, help="Require this key (any non-empty key if unset).")
-@click.option("--deployment", "deployments", multiple=True, help="Known deployment (repeatable; any if unset).")
-@click.option("--content-filter-word", default="BLOCKME", show_default=True)
-@click.option("--token-count-factor", default=1.0, show_default=True, type=float,
-              help="Charge this many times the shared token estimate (a service counting otherwise).")
-@click.option("--window-kind", default="sliding", show_default=True, type=click.Choice(["sliding", "fixed"]),
-              help="fixed: clock-aligned windows of --window-s, counted from zero in each (a gateway's minute).")
-@click.option("--gateway", default=None, type=click.Choice(["litellm"]),
-              help="Refuse as this gateway does (its own 429 and request id headers).")
-@click.option("--over-limit", default="429", show_default=True, type=click.Choice(["429", "hold"]),
-              help="hold: keep an over-limit request until its window has room, then answer it.")
-def emulator_command(host: str, port: int, deployments: tuple[str, ...], **fields: object) -> None:
+@knob_options
+def emulator_command(host: str, port: int, **values: Any) -> None:
     """Run a local server that answers like Azure OpenAI (and OpenAI under /v1)."""
-    config = EmulatorConfig(deployments=set(deployments) or None)
-    for name, value in fields.items():
-        setattr(config, name, value)
-    asyncio.run(_serve(config, host, port))
+    asyncio.run(_serve(config_from_options(values), host, port))
 
 
 async def _serve(config: EmulatorConfig, host: str, port: int) -> None:

@@ -76,8 +76,8 @@ async def _answer(x: Exchange) -> web.StreamResponse:
         _resolve_deployment(x)
         x.op.validate(x)
         await _admit(x)
-        _check_content_filter(x)
-        return await _respond(x, _pick_fault(x))
+        check_content_filter(x)
+        return await _respond(x, pick_fault(x))
     except Rejection as rejection:
         return web.json_response(rejection.body, status=rejection.status, headers=rejection.headers)
 
@@ -154,7 +154,8 @@ def _rate_limited(x: Exchange, decision: Decision) -> Rejection:
     return Rejection(429, body, headers)
 
 
-def _check_content_filter(x: Exchange) -> None:
+def check_content_filter(x: Exchange) -> None:
+    """Refuse a request whose text holds the content-filter word, as Azure's prompt filter does (batch lines too)."""
     word = x.config.content_filter_word
     if not x.op.filter_style or not word or not any(word in text for text in x.op.texts(x)):
         return
@@ -163,7 +164,8 @@ def _check_content_filter(x: Exchange) -> None:
     raise Rejection(400, bodies.prompt_filtered(x.azure))
 
 
-def _pick_fault(x: Exchange) -> Fault | None:
+def pick_fault(x: Exchange) -> Fault | None:
+    """The fault this request meets: a [[fault:...]] marker in its text, else one drawn at the configured rates."""
     config = x.config
     fault = x.state.faults.from_markers(x.op.texts(x)) or x.state.faults.at_random(
         RandomRates(config.error_rate, config.drop_rate, config.hang_rate, config.truncate_rate, config.burst429_rate)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.emulator.audio import audio_duration_s
-from pipeline.emulator.content import seed_of, words_for
+from pipeline.emulator.prose import seed_of, words_for
 
 WORDS_PER_SECOND = 2.5
 MAX_WORDS = 5000

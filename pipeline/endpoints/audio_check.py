@@ -1,16 +1,14 @@
 """Checks an audio file before upload: readable, not empty, under the size limit, and really
 the format its extension claims (magic bytes). A file that fails is never uploaded. The same checks
-apply to a local file and to an object in storage (`audio_problem` is the pure part)."""
+apply to a local file and to an object in storage; the source side reads its size and first bytes
+(sources/files.py), these functions only judge them."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING
+from pathlib import PurePosixPath
 
-if TYPE_CHECKING:
-    from pipeline.storage import Location
+from pipeline.endpoints.files import FileFacts
 
 # The service refuses uploads over 25 MB (OpenAI's help centre: 25 MiB; the emulator uses the same).
 MAX_AUDIO_BYTES = 25 * 1024 * 1024
@@ -63,8 +61,8 @@ MAGIC: dict[str, tuple[Callable[[bytes], bool], str]] = {
 }
 
 
-def extension_of(path: Path | Location) -> str:
-    return Path(path.name).suffix.lower().lstrip(".")
+def extension_of(path: str) -> str:
+    return PurePosixPath(path.replace("\\", "/")).suffix.lower().lstrip(".")
 
 
 def content_matches(extension: str, head: bytes) -> bool:
@@ -73,37 +71,31 @@ def content_matches(extension: str, head: bytes) -> bool:
     return check is not None and check[0](head)
 
 
-def check_audio_file(path: Path | Location, max_bytes: int = MAX_AUDIO_BYTES) -> int:
-    """The file's size if it may be uploaded; else AudioFileError with a reason a user can act on.
-    `path` is a local file or an object in storage (size and first bytes by a ranged read)."""
+def audio_facts_problem(path: str, facts: FileFacts | None, max_bytes: int = MAX_AUDIO_BYTES) -> int:
+    """The size of an audio file that may be uploaded; AudioFileError saying why not. `facts` is what
+    the source side read of it (None: not read, as for a name that is not audio)."""
+    name = PurePosixPath(path.replace("\\", "/")).name
     extension = extension_of(path)
     if extension not in MAGIC:
-        suffix = Path(path.name).suffix
-        raise AudioFileError(f"{path.name}: unsupported audio type {suffix or '(no extension)'!r}; "
+        suffix = PurePosixPath(name).suffix
+        raise AudioFileError(f"{name}: unsupported audio type {suffix or '(no extension)'!r}; "
                              f"use one of {', '.join(AUDIO_EXTENSIONS)}")
-    size, head = _size_and_head(path)
-    problem = audio_problem(path.name, extension, size, head, max_bytes)
+    if facts is None:
+        raise AudioFileError(f"{path}: not read")
+    if facts.error is not None:
+        raise AudioFileError(_unreadable(facts))
+    problem = audio_problem(facts.name, extension, facts.size, facts.head, max_bytes)
     if problem:
         raise AudioFileError(problem)
-    return size
+    return facts.size
 
 
-def _size_and_head(path: Path | Location) -> tuple[int, bytes]:
-    if not isinstance(path, Path):
-        from pipeline.storage import StorageError
-
-        try:
-            return path.size_and_head(HEADER_BYTES)
-        except StorageError as exc:
-            raise AudioFileError(f"cannot read the audio object ({exc})") from None
-    try:
-        size = os.stat(path).st_size
-        if not path.is_file():
-            raise AudioFileError(f"{path}: not a regular file")
-        with open(path, "rb") as handle:
-            return size, handle.read(HEADER_BYTES)
-    except OSError as exc:
-        raise AudioFileError(f"{path}: cannot read the audio file ({exc.strerror or exc})") from None
+def _unreadable(facts: FileFacts) -> str:
+    if facts.in_storage:
+        return f"cannot read the audio object ({facts.error})"
+    if not facts.regular:
+        return f"{facts.where}: not a regular file"
+    return f"{facts.where}: cannot read the audio file ({facts.error})"
 
 
 def audio_problem(name: str, extension: str, size: int, head: bytes, max_bytes: int = MAX_AUDIO_BYTES) -> str | None:

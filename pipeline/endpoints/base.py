@@ -1,12 +1,15 @@
 """The small interface every endpoint kind implements. Endpoints are pure: no session, no retries.
 
+    needs(row)       -> [FileNeed]         files the row names that must be read first (the source reads them)
     prepare(row)     -> Item               validate one row (raise RowError for a bad row)
     group(items)     -> batches            one row per request, or many (embeddings)
     build(batch)     -> Request            body, token estimate, how to read the answer
     parse(req, resp) -> [result dict]      one result per row, columns as in result_fields(): the
                                            subclass's parse_answer, then every value checked against
                                            its column (nothing a part write would refuse gets through)
-    finish(...)      -> [result dict]      optional file I/O through a FileStore (images, audio)
+    outputs(...)     -> [[FileOutput]]     files the answers leave (images, audio, sidecars; a sink writes them)
+    with_files(...)  -> [result dict]      the results with the columns naming the files written
+    usage(results)   -> Usage              billing units, for the run's totals and cost estimate
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ import json
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
 
+from pipeline.endpoints.files import FileNeed, FileOutput, Usage, WrittenFile
 from pipeline.errors import AnswerCountError, InvalidResponseError
 from pipeline.sources.base import Row
 from pipeline.spec import JobSpec
@@ -97,6 +101,10 @@ class Endpoint:
         self.params = dict(spec.params)
         self._checks: dict[str, ValueCheck] | None = None  # per column, built from result_fields() on first use
 
+    def needs(self, row: Row) -> list[FileNeed]:
+        """Files the row names that prepare() needs read (they arrive in `row.files`). Default: none."""
+        return []
+
     def prepare(self, row: Row) -> Item:
         raise NotImplementedError
 
@@ -139,17 +147,19 @@ class Endpoint:
             self._checks = {f.name: value_check(f.type) for f in self.result_fields()}
         return self._checks
 
-    async def finish(self, request: Request, results: list[dict[str, Any]], files: FileStore) -> list[dict[str, Any]]:
-        """I/O after a successful answer (saving images or audio, downloading URLs). Default: none."""
+    def outputs(self, request: Request, results: list[dict[str, Any]]) -> list[list[FileOutput]]:
+        """The files each result leaves beside its row, written before the row is committed. Default: none."""
+        return [[] for _ in results]
+
+    def with_files(self, request: Request, results: list[dict[str, Any]],
+                   written: list[list[WrittenFile]]) -> list[dict[str, Any]]:
+        """The results with the columns that name the files written for them. Default: as they are."""
         return results
 
-
-class FileStore(Protocol):
-    """What the runner lends an endpoint for file outputs (a local folder or an object-storage prefix)."""
-
-    async def download(self, url: str) -> bytes: ...
-
-    async def save(self, relative: str, data: bytes) -> object: ...
+    def usage(self, results: list[dict[str, Any]]) -> Usage:
+        """Billing units of one request's results. Default: the tokens the service reported."""
+        return Usage(tokens_in=sum(r.get("prompt_tokens") or 0 for r in results),
+                     tokens_out=sum(r.get("completion_tokens") or 0 for r in results))
 
 
 # ---- checking answers against the output schema

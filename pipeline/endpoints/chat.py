@@ -11,7 +11,6 @@ import pyarrow as pa
 
 from pipeline.endpoints.base import (
     ANSWER_FIELDS,
-    Endpoint,
     HttpResponse,
     Item,
     Request,
@@ -21,6 +20,8 @@ from pipeline.endpoints.base import (
     fold_stream,
     prompt_text,
 )
+from pipeline.endpoints.files import FileNeed
+from pipeline.endpoints.generation import TextGeneration
 from pipeline.errors import InvalidResponseError
 from pipeline.sources.base import Row
 from pipeline.tokens import estimate_messages_tokens
@@ -28,19 +29,23 @@ from pipeline.tokens import estimate_messages_tokens
 # Azure counts max_tokens against TPM at arrival; with none given we assume this many.
 DEFAULT_COMPLETION_TOKENS = 1024
 ROLES = frozenset({"system", "user", "assistant", "developer", "tool"})
+REMOTE_IMAGES = ("http://", "https://", "data:")  # passed on as they are, never read
 
 
-class Chat(Endpoint):
+class Chat(TextGeneration):
     kind = "chat"
     op = "chat/completions"
+    payload_key = "messages"
 
     def __init__(self, spec: Any) -> None:
         super().__init__(spec)
-        self.stream = bool(self.params.get("stream"))
-        if self.stream:
-            self.params["stream_options"] = {**self.params.get("stream_options", {}), "include_usage": True}
         self.completion_budget = int(self.params.get("max_completion_tokens") or self.params.get("max_tokens")
-                                     or DEFAULT_COMPLETION_TOKENS) * int(self.params.get("n", 1))
+                                     or DEFAULT_COMPLETION_TOKENS) * self.choices
+
+    def needs(self, row: Row) -> list[FileNeed]:
+        spec = self.spec.input
+        need = image_need(row, spec.image, self.spec) if spec.image and not spec.messages else None
+        return [need] if need is not None else []
 
     def prepare(self, row: Row) -> Item:
         messages = self._messages(row)
@@ -59,16 +64,8 @@ class Chat(Endpoint):
             messages = [{"role": "system", "content": spec.system}, *messages]
         return messages
 
-    def build(self, batch: list[Item]) -> Request:
-        (item,) = batch
-        body = {**self.params, "messages": item.payload}
-        return Request(self.op, batch, json=body, tokens=item.tokens, accept="sse" if self.stream else "json")
-
     def parse_answer(self, request: Request, response: HttpResponse) -> list[dict[str, Any]]:
-        data = assemble_stream(response.events) if request.accept == "sse" else response.json()
-        choices = data.get("choices") if isinstance(data, dict) else None
-        if not isinstance(choices, list) or not choices or not all(isinstance(c, dict) for c in choices):
-            raise InvalidResponseError("the answer has no choices")
+        data, choices = self.answer_and_choices(request, response)
         first = choices[0]
         result = {
             "content": message_content(first),
@@ -79,11 +76,12 @@ class Chat(Endpoint):
             result["choices"] = [message_content(c) for c in choices]
         return [result]
 
+    def whole_answer(self, events: list[dict[str, Any]]) -> dict[str, Any]:
+        return assemble_stream(events)
+
     def result_fields(self) -> list[pa.Field]:
-        fields = [pa.field("content", pa.string()), *ANSWER_FIELDS, pa.field("ttft_ms", pa.float64())]
-        if int(self.params.get("n", 1)) > 1:
-            fields.append(pa.field("choices", pa.list_(pa.string())))
-        return fields
+        return [pa.field("content", pa.string()), *ANSWER_FIELDS, pa.field("ttft_ms", pa.float64()),
+                *self.choices_fields()]
 
 
 def message_content(choice: dict[str, Any]) -> str | None:
@@ -107,20 +105,28 @@ def _checked_messages(row: Row, column: str) -> list[dict[str, Any]]:
     return value
 
 
+def image_need(row: Row, column: str, spec: Any) -> FileNeed | None:
+    """The image file a vision row names, to be read whole; None for a URL (or a value image_part refuses)."""
+    value = row.fields.get(column)
+    if not isinstance(value, str) or not value or value.startswith(REMOTE_IMAGES):
+        return None
+    path = Path(value) if Path(value).is_absolute() else Path(spec.input.path).parent / value
+    return FileNeed(column, str(path), whole=True)
+
+
 def image_part(row: Row, column: str, spec: Any) -> dict[str, Any]:
-    """A vision `image_url` part: URLs pass through, files become data URLs."""
+    """A vision `image_url` part: URLs pass through, files (read by the source side) become data URLs."""
     value = row.fields.get(column)
     if not isinstance(value, str) or not value:
         raise RowError(f"row {row.id!r} (line {row.line}): '{column}' must be an image file path or URL")
-    if value.startswith(("http://", "https://", "data:")):
+    if value.startswith(REMOTE_IMAGES):
         return {"type": "image_url", "image_url": {"url": value}}
-    path = Path(value) if Path(value).is_absolute() else Path(spec.input.path).parent / value
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise RowError(f"row {row.id!r}: cannot read image {value!r}: {exc.strerror or exc}") from None
-    mime = mimetypes.guess_type(path.name)[0] or "image/png"
-    return {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{base64.b64encode(data).decode()}"}}
+    facts = row.files.get(column)
+    if facts is None or facts.data is None:
+        reason = "not read" if facts is None else facts.error if facts.regular else "not a regular file"
+        raise RowError(f"row {row.id!r}: cannot read image {value!r}: {reason}")
+    mime = mimetypes.guess_type(facts.name)[0] or "image/png"
+    return {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{base64.b64encode(facts.data).decode()}"}}
 
 
 def assemble_stream(events: list[dict[str, Any]]) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import pyarrow as pa
 
 from pipeline.endpoints.base import (
     ANSWER_FIELDS,
-    Endpoint,
     HttpResponse,
     Item,
     Request,
@@ -21,6 +20,7 @@ from pipeline.endpoints.base import (
     fold_stream,
     prompt_text,
 )
+from pipeline.endpoints.generation import TextGeneration
 from pipeline.errors import InvalidResponseError
 from pipeline.sources.base import Row
 from pipeline.spec import JobSpec
@@ -30,16 +30,13 @@ from pipeline.tokens import estimate_text_tokens
 DEFAULT_MAX_TOKENS = 16
 
 
-class Completions(Endpoint):
+class Completions(TextGeneration):
     kind = "completions"
     op = "completions"
+    payload_key = "prompt"
 
     def __init__(self, spec: JobSpec) -> None:
         super().__init__(spec)
-        self.stream = bool(self.params.get("stream"))
-        if self.stream:
-            self.params["stream_options"] = {**self.params.get("stream_options", {}), "include_usage": True}
-        self.choices = int(self.params.get("n", 1))
         # best_of completions are generated server-side too, and counted at arrival.
         generated = max(self.choices, int(self.params.get("best_of", 1)))
         self.completion_budget = int(self.params.get("max_tokens", DEFAULT_MAX_TOKENS)) * generated
@@ -48,16 +45,9 @@ class Completions(Endpoint):
         prompt = prompt_text(row, self.spec)
         return Item(row, prompt, estimate_text_tokens(prompt) + self.completion_budget)
 
-    def build(self, batch: list[Item]) -> Request:
-        (item,) = batch
-        body = {**self.params, "prompt": item.payload}
-        return Request(self.op, batch, json=body, tokens=item.tokens, accept="sse" if self.stream else "json")
-
     def parse_answer(self, request: Request, response: HttpResponse) -> list[dict[str, Any]]:
-        data = assemble_stream(response.events) if request.accept == "sse" else response.json()
-        choices = data.get("choices") if isinstance(data, dict) else None
-        if not isinstance(choices, list) or not choices or not all(
-                isinstance(c, dict) and isinstance(c.get("index", 0), int) for c in choices):
+        data, choices = self.answer_and_choices(request, response)
+        if not all(isinstance(c.get("index", 0), int) for c in choices):  # sorted by it below
             raise InvalidResponseError("the answer has no choices")
         choices = sorted(choices, key=lambda c: c.get("index", 0))
         first = choices[0]
@@ -66,11 +56,11 @@ class Completions(Endpoint):
             result["choices"] = [content_text(c.get("text")) for c in choices]
         return [result]
 
+    def whole_answer(self, events: list[dict[str, Any]]) -> dict[str, Any]:
+        return assemble_stream(events)
+
     def result_fields(self) -> list[pa.Field]:
-        fields = [pa.field("text", pa.string()), *ANSWER_FIELDS]
-        if self.choices > 1:
-            fields.append(pa.field("choices", pa.list_(pa.string())))
-        return fields
+        return [pa.field("text", pa.string()), *ANSWER_FIELDS, *self.choices_fields()]
 
 
 def assemble_stream(events: list[dict[str, Any]]) -> dict[str, Any]:

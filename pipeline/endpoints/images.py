@@ -18,28 +18,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-from dataclasses import dataclass
+import functools
 from typing import Any
 
 import pyarrow as pa
 
-from pipeline.endpoints.base import Endpoint, FileStore, HttpResponse, Item, Request, filter_flags, prompt_text
-from pipeline.errors import APIStatusError, InvalidResponseError
-from pipeline.sinks.files import safe_relative
+from pipeline.endpoints.base import Endpoint, HttpResponse, Item, Request, filter_flags, prompt_text
+from pipeline.endpoints.files import FileOutput, Usage, WrittenFile, safe_relative
+from pipeline.errors import InvalidResponseError
 from pipeline.sources.base import Row
 
 IMAGE_DIR = "images"
-PENDING_KEY = "_images"  # decoded images or URLs, from parse to finish; never a column
+PENDING_KEY = "_images"  # the answer's images (bytes or URLs) as FileOutputs, from parse to outputs(); never a column
 _SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpg"))
-
-
-@dataclass(frozen=True, slots=True)
-class PendingImage:
-    """One image of an answer: its bytes (b64_json) or the URL to fetch them from."""
-
-    data: bytes | None
-    url: str | None
 
 
 class Images(Endpoint):
@@ -61,12 +52,14 @@ class Images(Endpoint):
         if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
             raise InvalidResponseError("the answer holds no images", request_id=response.request_id)
         filtered, categories = image_filter_flags(entries)
+        (item,) = request.items
+        several = len(entries) > 1
         return [{
-            PENDING_KEY: [pending_image(entry, response) for entry in entries],
+            PENDING_KEY: [pending_image(entry, response, item.row.id, index, several)
+                          for index, entry in enumerate(entries)],
             "revised_prompts": [entry.get("revised_prompt") for entry in entries],
             "content_filtered": filtered,
             "filter_categories": categories,
-            "_image_count": len(entries),  # billing units for the cost estimate
         }]
 
     def result_fields(self) -> list[pa.Field]:
@@ -79,31 +72,33 @@ class Images(Endpoint):
             pa.field("filter_categories", pa.string()),
         ]
 
-    async def finish(self, request: Request, results: list[dict[str, Any]], files: FileStore) -> list[dict[str, Any]]:
-        """Fetch URLs, write every image completely (temp + rename); the runner commits the row after."""
-        (item,), (result,) = request.items, results
-        pending: list[PendingImage] = result.pop(PENDING_KEY)
-        paths, sizes, digests = [], [], []
-        for index, image in enumerate(pending):
-            data = image.data if image.data is not None else await _download(files, image.url or "", index)
-            relative = image_path(item.row.id, index if len(pending) > 1 else None, data)
-            await files.save(relative, data)
-            paths.append(relative)
-            sizes.append(len(data))
-            digests.append(hashlib.sha256(data).hexdigest())
-        result.update(paths=paths, bytes=sizes, sha256=digests)
+    def usage(self, results: list[dict[str, Any]]) -> Usage:
+        return Usage(images=sum(len(result.get("revised_prompts") or ()) for result in results))
+
+    def outputs(self, request: Request, results: list[dict[str, Any]]) -> list[list[FileOutput]]:
+        """Every image, fetched when the answer gave a URL and written whole before the row is committed."""
+        return [result.pop(PENDING_KEY) for result in results]
+
+    def with_files(self, request: Request, results: list[dict[str, Any]],
+                   written: list[list[WrittenFile]]) -> list[dict[str, Any]]:
+        for result, files in zip(results, written, strict=True):
+            result.update(paths=[f.relative for f in files], bytes=[f.size for f in files],
+                          sha256=[f.sha256 for f in files])
         return results
 
 
-def pending_image(entry: dict[str, Any], response: HttpResponse) -> PendingImage:
+def pending_image(entry: dict[str, Any], response: HttpResponse, row_id: str, index: int,
+                  several: bool) -> FileOutput:
+    """One image of an answer: its bytes (b64_json) or the URL to fetch them from, and its file name."""
     encoded, url = entry.get("b64_json"), entry.get("url")
+    name = functools.partial(image_path, row_id, index if several else None)
     if isinstance(encoded, str):
         try:
-            return PendingImage(base64.b64decode(encoded, validate=True), None)
+            return FileOutput(name, base64.b64decode(encoded, validate=True), kind="image", index=index)
         except (binascii.Error, ValueError):
             raise InvalidResponseError("an image is not valid base64", request_id=response.request_id) from None
     if isinstance(url, str) and url:
-        return PendingImage(None, url)
+        return FileOutput(name, url=url, kind="image", index=index)
     raise InvalidResponseError("an image has neither b64_json nor url", request_id=response.request_id)
 
 
@@ -126,13 +121,3 @@ def image_path(row_id: str, index: int | None, data: bytes) -> str:
         extension = "webp" if data[:4] == b"RIFF" and data[8:12] == b"WEBP" else "png"
     suffix = "" if index is None else f"-{index}"
     return f"{IMAGE_DIR}/{safe_relative(row_id)}{suffix}.{extension}"
-
-
-async def _download(files: FileStore, url: str, index: int) -> bytes:
-    """The image behind a URL. A 401/403/404 here means an expired or bad link, not a bad job:
-    report it as a plain status error so the row fails and the run goes on."""
-    try:
-        return await files.download(url)
-    except APIStatusError as error:
-        raise APIStatusError(f"downloading image {index} failed: {error.message}", status=error.status,
-                             code=error.code or "image_download_failed", request_id=error.request_id) from None

@@ -6,19 +6,18 @@ Columns: `path` (audio/<safe id>.<response_format>, relative to the output folde
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import pyarrow as pa
 
-from pipeline.endpoints.base import Endpoint, FileStore, HttpResponse, Item, Request, RowError, text_field
+from pipeline.endpoints.base import Endpoint, HttpResponse, Item, Request, RowError, text_field
+from pipeline.endpoints.files import FileOutput, WrittenFile, safe_relative
 from pipeline.errors import InvalidResponseError, SpecError
-from pipeline.sinks.files import safe_relative
 from pipeline.sources.base import Row
 from pipeline.spec import JobSpec
 
 AUDIO_DIR = "audio"
-AUDIO_KEY = "_audio"  # the answer's bytes, from parse to finish; never a column
+AUDIO_KEY = "_audio"  # the answer's bytes, from parse to outputs(); never a column
 FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 MAX_INPUT_CHARS = 4096
 DEFAULT_VOICE = "alloy"
@@ -63,11 +62,14 @@ class Speech(Endpoint):
     def result_fields(self) -> list[pa.Field]:
         return [pa.field("path", pa.string()), pa.field("bytes", pa.int64()), pa.field("sha256", pa.string())]
 
-    async def finish(self, request: Request, results: list[dict[str, Any]], files: FileStore) -> list[dict[str, Any]]:
-        """Write the audio completely (temp + rename); the runner commits the row after."""
+    def outputs(self, request: Request, results: list[dict[str, Any]]) -> list[list[FileOutput]]:
+        """The audio, written whole before the row is committed."""
         (item,), (result,) = request.items, results
-        audio: bytes = result.pop(AUDIO_KEY)
         relative = f"{AUDIO_DIR}/{safe_relative(item.row.id)}.{self.format}"
-        await files.save(relative, audio)
-        result.update(path=relative, bytes=len(audio), sha256=hashlib.sha256(audio).hexdigest())
+        return [[FileOutput(lambda _data: relative, result.pop(AUDIO_KEY), kind="audio")]]
+
+    def with_files(self, request: Request, results: list[dict[str, Any]],
+                   written: list[list[WrittenFile]]) -> list[dict[str, Any]]:
+        ((file,),), (result,) = written, results
+        result.update(path=file.relative, bytes=file.size, sha256=file.sha256)
         return results

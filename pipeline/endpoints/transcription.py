@@ -23,26 +23,30 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 
-from pipeline.endpoints.audio_check import CONTENT_TYPES, AudioFileError, check_audio_file, extension_of
-from pipeline.endpoints.base import Endpoint, FileStore, FormPart, HttpResponse, Item, Request, RowError, text_field
+from pipeline.endpoints.audio_check import (
+    CONTENT_TYPES,
+    HEADER_BYTES,
+    AudioFileError,
+    audio_facts_problem,
+    extension_of,
+)
+from pipeline.endpoints.base import Endpoint, FormPart, HttpResponse, Item, Request, RowError, text_field
+from pipeline.endpoints.files import FileNeed, FileOutput, Usage, WrittenFile, safe_relative
 from pipeline.endpoints.subtitles import Cue, parse_cues, plain_text, to_srt, to_vtt
 from pipeline.errors import InvalidResponseError, SpecError
-from pipeline.sinks.files import safe_relative
 from pipeline.sources.base import Row
 from pipeline.spec import JobSpec
-
-if TYPE_CHECKING:
-    from pipeline.storage import Location
 
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 TEXT_FORMATS = ("text", "srt", "vtt")  # answered as text/plain
 GRANULARITIES = ("word", "segment")
 SIDECAR_DIR = "sidecars"
-RAW_KEY = "_raw"  # the answer body, carried from parse to finish for the json sidecar; never a column
+RAW_KEY = "_raw"  # the answer body, carried from parse to outputs() for the json sidecar; never a column
+AUDIO = "audio"  # the FileNeed of a row's audio file
 
 SEGMENT = pa.struct([("id", pa.int64()), ("start", pa.float64()), ("end", pa.float64()), ("text", pa.string())])
 WORD = pa.struct([("word", pa.string()), ("start", pa.float64()), ("end", pa.float64())])
@@ -64,7 +68,7 @@ class Transcription(Endpoint):
     kind = "transcription"
     op = "audio/transcriptions"
     counts_tokens = False  # speech-to-text quotas are requests per minute only
-    writes_files = True  # sidecars; finish() does nothing when none are configured
+    writes_files = True  # sidecars; outputs() names none when none are configured
 
     def __init__(self, spec: JobSpec) -> None:
         super().__init__(spec)
@@ -75,7 +79,6 @@ class Transcription(Endpoint):
         self._param_parts = form_fields(self.params)
         # A folder source gives absolute paths (or object URIs); a table's relative paths start at its folder.
         self._table_folder = None if spec.input.is_folder() else spec.input.path.parent
-        self._cloud_root: Location | None = None  # the input prefix, located on first use
         if self._table_folder is not None and not spec.input.file:
             raise self._spec_error("input.file", "required for a table input: the column of audio file paths "
                                    "(relative paths start at the table's folder)")
@@ -112,31 +115,32 @@ class Transcription(Endpoint):
 
     # ---- requests
 
+    def needs(self, row: Row) -> list[FileNeed]:
+        """The row's audio file: its size and first bytes are checked before it is sent. A name whose
+        extension is not audio is refused without being read."""
+        need = self._audio_need(row)
+        if extension_of(need.path) not in CONTENT_TYPES:
+            return []
+        return [need]
+
     def prepare(self, row: Row) -> Item:
-        path = self._audio_path(row)
+        need = self._audio_need(row)
+        facts = row.files.get(AUDIO)
         try:
-            size = check_audio_file(path)
+            size = audio_facts_problem(need.path, facts)
         except AudioFileError as exc:
             raise RowError(f"row {row.id!r}: {exc}") from None
-        read = None if isinstance(path, Path) else path.read_all
-        upload = AudioUpload(str(path), path.name, CONTENT_TYPES[extension_of(path)], size, read)
+        assert facts is not None  # audio_facts_problem refuses a file that was not read
+        upload = AudioUpload(facts.where, facts.name, CONTENT_TYPES[extension_of(facts.name)], size, facts.read)
         return Item(row, upload, tokens=0)
 
-    def _audio_path(self, row: Row) -> Path | Location:
+    def _audio_need(self, row: Row) -> FileNeed:
         if self._table_folder is None and self.spec.input.uri is not None:
-            return self._input_root() / row.fields["relpath"]
+            return FileNeed(AUDIO, str(row.fields["relpath"]), head_bytes=HEADER_BYTES, root=self.spec.input.uri)
         if self._table_folder is None:
-            return Path(row.fields["path"])
+            return FileNeed(AUDIO, str(row.fields["path"]), head_bytes=HEADER_BYTES)
         path = Path(text_field(row, self._file_column)).expanduser()
-        return path if path.is_absolute() else self._table_folder / path
-
-    def _input_root(self) -> Location:
-        if self._cloud_root is None:
-            from pipeline.storage import locate  # local jobs never need the storage clients
-
-            assert self.spec.input.uri is not None
-            self._cloud_root = locate(self.spec.input.uri)
-        return self._cloud_root
+        return FileNeed(AUDIO, str(path if path.is_absolute() else self._table_folder / path), head_bytes=HEADER_BYTES)
 
     def build(self, batch: list[Item]) -> Request:
         (item,) = batch
@@ -161,7 +165,6 @@ class Transcription(Endpoint):
         else:
             result = parse_json_answer(response)
         result["format"] = self.format
-        result["_audio_seconds"] = result.get("duration") or 0.0  # billing units for the cost estimate
         if "json" in self.sidecars:
             result[RAW_KEY] = response.body
         return [result]
@@ -178,17 +181,22 @@ class Transcription(Endpoint):
             pa.field("sidecars", pa.list_(pa.string())),
         ]
 
-    async def finish(self, request: Request, results: list[dict[str, Any]], files: FileStore) -> list[dict[str, Any]]:
-        """Write each sidecar completely (temp + rename) before the runner commits the row."""
+    def usage(self, results: list[dict[str, Any]]) -> Usage:
+        return Usage(audio_seconds=sum(result.get("duration") or 0.0 for result in results))
+
+    def outputs(self, request: Request, results: list[dict[str, Any]]) -> list[list[FileOutput]]:
+        """Each configured sidecar, written whole before the row is committed."""
         (item,), (result,) = request.items, results
         raw = result.pop(RAW_KEY, None)
-        written = []
-        for extension in self.sidecars:
-            relative = f"{SIDECAR_DIR}/{safe_relative(item.row.id)}.{extension}"
-            await files.save(relative, self._sidecar(extension, result, raw))
-            written.append(relative)
-        if written:
-            result["sidecars"] = written
+        stem = f"{SIDECAR_DIR}/{safe_relative(item.row.id)}"
+        return [[FileOutput(_named(f"{stem}.{extension}"), self._sidecar(extension, result, raw), kind="sidecar")
+                 for extension in self.sidecars]]
+
+    def with_files(self, request: Request, results: list[dict[str, Any]],
+                   written: list[list[WrittenFile]]) -> list[dict[str, Any]]:
+        (result,), (files,) = results, written
+        if files:
+            result["sidecars"] = [file.relative for file in files]
         return results
 
     def _sidecar(self, extension: str, result: dict[str, Any], raw: bytes | None) -> bytes:
@@ -223,6 +231,10 @@ _SIDECAR_NEEDS = {
     "srt": "srt/vtt sidecars need response_format srt, vtt, or verbose_json with segment timestamps",
     "vtt": "srt/vtt sidecars need response_format srt, vtt, or verbose_json with segment timestamps",
 }
+
+
+def _named(relative: str) -> Callable[[bytes], str]:
+    return lambda _data: relative
 
 
 def _as_list(value: Any) -> list[str]:

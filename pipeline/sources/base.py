@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from pipeline.endpoints.files import FileFacts
 
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One input row. `error` is set when the row could not be read; it then goes to failures."""
+    """One input row. `error` is set when the row could not be read; it then goes to failures. `files`
+    holds what was read of the files the endpoint needs (sources/files.py), by the column naming them."""
 
     id: str
     fields: dict[str, Any]
     line: int  # 1-based line (JSONL), row number (Parquet) or position (folders)
     error: str | None = None
+    files: dict[str, FileFacts] = field(default_factory=dict)
 
 
 class Source(Protocol):

@@ -11,13 +11,12 @@ from pipeline.batch.lines import (
     BatchLineError,
     InputFileWriter,
     LineResponse,
-    batch_api_url,
-    batch_endpoint,
     file_limits,
     input_line,
     line_body,
     read_output_line,
 )
+from pipeline.client.urls import api_url, batch_endpoint
 from pipeline.errors import BadRequestError, ContentFilterError, InternalServerError
 from pipeline.spec import ServiceSpec
 
@@ -34,7 +33,7 @@ OPENAI = ServiceSpec(provider="openai", model="gpt-4o-mini")
     (OPENAI, "https://api.openai.com/v1", "https://api.openai.com/v1/files", "/v1/chat/completions", 50_000),
 ])
 def test_routes_and_limits_per_service(service: ServiceSpec, base: str, url: str, endpoint: str, lines: int) -> None:
-    assert batch_api_url(service, base, "files") == url
+    assert api_url(service, base, "files") == url
     assert batch_endpoint(service, "chat/completions") == endpoint
     assert file_limits(service) == (lines, 200_000_000)
 

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.endpoints.base import HttpResponse, RowError
+from pipeline.endpoints.base import HttpResponse, Item, RowError
 from pipeline.endpoints.chat import DEFAULT_COMPLETION_TOKENS, Chat, assemble_stream
+from pipeline.endpoints.files import FileFacts, FileNeed
 from pipeline.errors import InvalidResponseError
 from pipeline.sources.base import Row
+from pipeline.sources.files import RowFiles
 from pipeline.spec import parse_spec
 
 
@@ -77,17 +79,31 @@ def test_parse_flags_content_filter(tmp_path: Path) -> None:
     assert result["filter_categories"] == "hate"
 
 
+def prepared(chat: Chat, row: Row) -> Item:
+    """prepare() after the source side has read the files the row needs, as on the run's reader thread."""
+    return chat.prepare(RowFiles().attach(row, chat.needs(row)))
+
+
+def test_vision_image_from_facts_alone_no_disk(tmp_path: Path) -> None:
+    chat = make(tmp_path, {"prompt": "q", "image": "img"})
+    row = Row("a", {"q": "?", "img": "/nowhere/cat.png"}, 1)
+    assert chat.needs(row) == [FileNeed("img", "/nowhere/cat.png", whole=True)]
+    read = Row("a", row.fields, 1, files={"img": FileFacts("cat.png", "/nowhere/cat.png", 4, data=b"\x89PNG")})
+    assert chat.prepare(read).payload[0]["content"][1]["image_url"]["url"] == "data:image/png;base64,iVBORw=="
+    assert chat.needs(Row("b", {"q": "?", "img": "https://example.org/x.jpg"}, 2)) == []
+
+
 def test_vision_image_column_becomes_data_url(tmp_path: Path) -> None:
     (tmp_path / "cat.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
     chat = make(tmp_path, {"prompt": "q", "image": "img"})
-    item = chat.prepare(Row("a", {"q": "What is this?", "img": str(tmp_path / "cat.png")}, 1))
+    item = prepared(chat, Row("a", {"q": "What is this?", "img": str(tmp_path / "cat.png")}, 1))
     text, image = item.payload[0]["content"]
     assert text == {"type": "text", "text": "What is this?"}
     assert image["image_url"]["url"].startswith("data:image/png;base64,iVBORw0KGg")
-    remote = chat.prepare(Row("b", {"q": "And this?", "img": "https://example.org/x.jpg"}, 2))
+    remote = prepared(chat, Row("b", {"q": "And this?", "img": "https://example.org/x.jpg"}, 2))
     assert remote.payload[0]["content"][1]["image_url"]["url"] == "https://example.org/x.jpg"
     with pytest.raises(RowError, match="cannot read image"):
-        chat.prepare(Row("c", {"q": "?", "img": "missing.png"}, 3))
+        prepared(chat, Row("c", {"q": "?", "img": "missing.png"}, 3))
 
 
 def test_parse_joins_content_parts_of_every_choice(tmp_path: Path) -> None:

@@ -11,9 +11,10 @@ import pytest
 
 from pipeline.emulator.png import png_bytes
 from pipeline.endpoints.base import HttpResponse, Item, Request
-from pipeline.endpoints.images import Images, PendingImage, image_filter_flags, image_path
+from pipeline.endpoints.images import Images, image_filter_flags, image_path
 from pipeline.errors import APIStatusError, InvalidResponseError, NotFoundError
 from pipeline.sinks.files import OutputFiles
+from pipeline.sinks.outputs import write_files
 from pipeline.sources.base import Row
 from pipeline.spec import parse_spec
 
@@ -54,14 +55,14 @@ def test_parse_b64_with_azure_filters(tmp_path: Path) -> None:
             "violence": {"filtered": True, "severity": "medium"}}),
     ]}
     (result,) = images.parse(ONE_ROW, answer(body))
-    assert result["_images"] == [PendingImage(PNG_A, None), PendingImage(PNG_B, None)]
+    assert [(i.data, i.url) for i in result["_images"]] == [(PNG_A, None), (PNG_B, None)]
     assert result["revised_prompts"] == ["A fox.", "Another fox."]
     assert (result["content_filtered"], result["filter_categories"]) == (True, "violence")
 
 
 def test_parse_url(tmp_path: Path) -> None:
     (result,) = make(tmp_path).parse(ONE_ROW, answer({"data": [{"url": "http://x/1.png?se=1"}]}))
-    assert result["_images"] == [PendingImage(None, "http://x/1.png?se=1")]
+    assert [(i.data, i.url) for i in result["_images"]] == [(None, "http://x/1.png?se=1")]
     assert result["revised_prompts"] == [None] and result["content_filtered"] is False
 
 
@@ -98,7 +99,7 @@ async def test_finish_saves_decoded_and_downloaded_images(tmp_path: Path) -> Non
         fetched.append(url)
         return PNG_B
 
-    (result,) = await images.finish(request, results, OutputFiles(tmp_path / "out", download))
+    (result,) = await write_files(images, request, results, OutputFiles(tmp_path / "out", download))
     assert fetched == ["http://x/b.png"] and "_images" not in result
     assert result["paths"] == ["images/img-7-0.png", "images/img-7-1.png"]
     assert result["bytes"] == [len(PNG_A), len(PNG_B)]
@@ -116,6 +117,6 @@ async def test_expired_url_fails_the_row_not_the_job(tmp_path: Path) -> None:
         raise NotFoundError("The specified blob does not exist.", status=404)
 
     with pytest.raises(APIStatusError) as caught:
-        await images.finish(request, results, OutputFiles(tmp_path / "out", download))
+        await write_files(images, request, results, OutputFiles(tmp_path / "out", download))
     assert type(caught.value) is APIStatusError  # not NotFoundError, which would abort the whole run
     assert caught.value.status == 404 and "downloading image 0 failed" in caught.value.message

@@ -12,6 +12,7 @@ from pipeline.endpoints.base import HttpResponse, Item, Request, RowError
 from pipeline.endpoints.speech import MAX_INPUT_CHARS, Speech
 from pipeline.errors import InvalidResponseError, SpecError
 from pipeline.sinks.files import OutputFiles
+from pipeline.sinks.outputs import write_files
 from pipeline.sources.base import Row
 from pipeline.spec import parse_spec
 
@@ -62,6 +63,6 @@ async def test_finish_writes_audio_file(tmp_path: Path) -> None:
     request = speech.build([speech.prepare(Row("greetings/hi", {"text": "Hi."}, 1))])
     audio = b"fLaC" + bytes(100)
     results = speech.parse(request, HttpResponse(200, {"content-type": "audio/flac"}, audio, 0.1))
-    (result,) = await speech.finish(request, results, OutputFiles(tmp_path / "out", download=None))  # type: ignore[arg-type]
+    (result,) = await write_files(speech, request, results, OutputFiles(tmp_path / "out", download=None))  # type: ignore[arg-type]
     assert result == {"path": "audio/greetings/hi.flac", "bytes": 104, "sha256": hashlib.sha256(audio).hexdigest()}
     assert (tmp_path / "out" / "audio" / "greetings" / "hi.flac").read_bytes() == audio

@@ -8,13 +8,24 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.endpoints.audio_check import MAX_AUDIO_BYTES, AudioFileError, check_audio_file, content_matches
+from pipeline.endpoints.audio_check import (
+    CONTENT_TYPES,
+    HEADER_BYTES,
+    MAX_AUDIO_BYTES,
+    AudioFileError,
+    audio_facts_problem,
+    content_matches,
+    extension_of,
+)
 from pipeline.endpoints.base import HttpResponse, Item, Request, RowError
+from pipeline.endpoints.files import FileFacts, FileNeed
 from pipeline.endpoints.subtitles import Cue, parse_cues, parse_stamp, plain_text, to_srt, to_vtt
 from pipeline.endpoints.transcription import Transcription, Translation, form_fields
 from pipeline.errors import InvalidResponseError, SpecError
 from pipeline.sinks.files import OutputFiles
+from pipeline.sinks.outputs import write_files
 from pipeline.sources.base import Row
+from pipeline.sources.files import RowFiles
 from pipeline.spec import parse_spec
 
 ONE_ROW = Request("test", [Item(Row("a", {}, 1), None)])  # what parse needs of a request: one input
@@ -44,6 +55,17 @@ def make(tmp_path: Path, params: dict | None = None, endpoint: str = "transcript
 def answer(body: bytes | str | dict) -> HttpResponse:
     raw = json.dumps(body).encode() if isinstance(body, dict) else body.encode() if isinstance(body, str) else body
     return HttpResponse(200, {}, raw, 0.1, "req-1")
+
+
+def check_audio_file(path: Path) -> int:
+    """What a run does for an audio file: the source side reads its size and head, the endpoint judges them."""
+    need = FileNeed("audio", str(path), head_bytes=HEADER_BYTES)
+    return audio_facts_problem(str(path), RowFiles().read(need) if extension_of(str(path)) in CONTENT_TYPES else None)
+
+
+def prepared(endpoint: Transcription, row: Row) -> Item:
+    """prepare() after the source side has read the files the row needs, as on the run's reader thread."""
+    return endpoint.prepare(RowFiles().attach(row, endpoint.needs(row)))
 
 
 def folder_row(path: Path, root: Path) -> Row:
@@ -100,10 +122,10 @@ def test_good_audio_accepted_and_oversize_refused(tmp_path: Path) -> None:
 
 def test_prepare_folder_row(tmp_path: Path) -> None:
     endpoint = make(tmp_path)
-    item = endpoint.prepare(folder_row(BAD / "good.wav", BAD))
+    item = prepared(endpoint, folder_row(BAD / "good.wav", BAD))
     assert item.tokens == 0 and item.payload.content_type == "audio/wav"
     with pytest.raises(RowError, match=r"row 'mislabeled\.wav'.*not wav audio"):
-        endpoint.prepare(folder_row(BAD / "mislabeled.wav", BAD))
+        prepared(endpoint, folder_row(BAD / "mislabeled.wav", BAD))
 
 
 def test_prepare_table_row_resolves_against_table_folder(tmp_path: Path) -> None:
@@ -112,12 +134,12 @@ def test_prepare_table_row_resolves_against_table_folder(tmp_path: Path) -> None
     (tmp_path / "audio").mkdir()
     (tmp_path / "audio" / "a.wav").write_bytes(WAV_HEAD + bytes(100))
     endpoint = make(tmp_path, inputs={"path": str(table), "file": "audio_path"})
-    item = endpoint.prepare(Row("a", {"audio_path": "audio/a.wav"}, 1))
+    item = prepared(endpoint, Row("a", {"audio_path": "audio/a.wav"}, 1))
     assert item.payload.path == str(tmp_path / "audio" / "a.wav")
-    absolute = endpoint.prepare(Row("b", {"audio_path": str(BAD / "good.wav")}, 2))
+    absolute = prepared(endpoint, Row("b", {"audio_path": str(BAD / "good.wav")}, 2))
     assert absolute.payload.path == str(BAD / "good.wav")
     with pytest.raises(RowError, match="no 'audio_path' value"):
-        endpoint.prepare(Row("c", {}, 3))
+        prepared(endpoint, Row("c", {}, 3))
     with pytest.raises(SpecError, match=r"input\.file: required for a table input"):
         make(tmp_path, inputs={"path": str(table)})
 
@@ -126,7 +148,7 @@ def test_build_streams_file_and_repeats_granularities(tmp_path: Path) -> None:
     endpoint = make(tmp_path, {"response_format": "verbose_json", "timestamp_granularities": ["word", "segment"],
                                "language": "en", "temperature": 0.2, "prompt": "Names: Kenobi."})
     assert endpoint.counts_tokens is False
-    request = endpoint.build([endpoint.prepare(folder_row(BAD / "good.wav", BAD))])
+    request = endpoint.build([prepared(endpoint, folder_row(BAD / "good.wav", BAD))])
     assert request.tokens == 0 and request.json is None and request.accept == "json"
     assert request.form is not None
     parts = request.form()
@@ -173,7 +195,8 @@ def test_parse_json_and_text(tmp_path: Path) -> None:
     (result,) = make(tmp_path).parse(ONE_ROW, answer({"text": "Hi."}))
     assert result["text"] == "Hi." and result["segments"] is None and result["format"] == "json"
     (result,) = make(tmp_path, {"response_format": "text"}).parse(ONE_ROW, answer("Hi there.\n"))
-    assert result == {"text": "Hi there.", "format": "text", "_audio_seconds": 0.0}
+    assert result == {"text": "Hi there.", "format": "text"}
+    assert make(tmp_path).usage([result]).audio_seconds == 0.0
 
 
 @pytest.mark.parametrize(("fmt", "body"), [("srt", SRT), ("vtt", VTT)])
@@ -197,10 +220,10 @@ def test_parse_refuses_malformed_answers(tmp_path: Path, params: dict, body: obj
 
 async def test_finish_writes_sidecars(tmp_path: Path) -> None:
     endpoint = make(tmp_path, {"response_format": "verbose_json"}, sidecars=["txt", "srt", "vtt", "json"])
-    request = endpoint.build([endpoint.prepare(folder_row(BAD / "sub" / "good2.flac", BAD))])
+    request = endpoint.build([prepared(endpoint, folder_row(BAD / "sub" / "good2.flac", BAD))])
     results = endpoint.parse(request, answer(VERBOSE))
     store = OutputFiles(tmp_path / "out", download=None)  # type: ignore[arg-type]
-    (result,) = await endpoint.finish(request, results, store)
+    (result,) = await write_files(endpoint, request, results, store)
     assert result["sidecars"] == [f"sidecars/sub/good2.flac.{ext}" for ext in ("txt", "srt", "vtt", "json")]
     assert "_raw" not in result
     folder = tmp_path / "out" / "sidecars" / "sub"
@@ -212,9 +235,9 @@ async def test_finish_writes_sidecars(tmp_path: Path) -> None:
 
 async def test_finish_converts_srt_to_vtt_and_keeps_srt_verbatim(tmp_path: Path) -> None:
     endpoint = make(tmp_path, {"response_format": "srt"}, "translation", sidecars=["srt", "vtt"])
-    request = endpoint.build([endpoint.prepare(folder_row(BAD / "good.wav", BAD))])
+    request = endpoint.build([prepared(endpoint, folder_row(BAD / "good.wav", BAD))])
     results = endpoint.parse(request, answer(SRT))
-    await endpoint.finish(request, results, OutputFiles(tmp_path / "out", download=None))  # type: ignore[arg-type]
+    await write_files(endpoint, request, results, OutputFiles(tmp_path / "out", download=None))  # type: ignore[arg-type]
     assert (tmp_path / "out" / "sidecars" / "good.wav.srt").read_text() == SRT
     assert (tmp_path / "out" / "sidecars" / "good.wav.vtt").read_text().startswith(
         "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\nHello there.\n")
@@ -227,3 +250,17 @@ def test_subtitle_round_trip() -> None:
     assert parse_cues(to_vtt(cues)) == cues
     assert plain_text(cues) == "one two lines"
     assert parse_stamp("01:02.5") == 62.5 and parse_stamp("nope") is None
+
+
+def test_prepare_from_facts_alone_no_disk(tmp_path: Path) -> None:
+    """The endpoint judges what the source side read; it reads nothing itself."""
+    endpoint = make(tmp_path)
+    row = Row("talk.wav", {"path": "/nowhere/talk.wav", "relpath": "talk.wav"}, 1)
+    assert endpoint.needs(row) == [FileNeed("audio", "/nowhere/talk.wav", head_bytes=HEADER_BYTES)]
+    read = Row(row.id, row.fields, 1, files={"audio": FileFacts("talk.wav", "/nowhere/talk.wav", 1000, WAV_HEAD)})
+    item = endpoint.prepare(read)
+    assert (item.payload.path, item.payload.size, item.payload.content_type) == ("/nowhere/talk.wav", 1000, "audio/wav")
+    gone = Row(row.id, row.fields, 1, files={"audio": FileFacts("talk.wav", "/nowhere/talk.wav", 0, error="gone")})
+    with pytest.raises(RowError, match="cannot read the audio file"):
+        endpoint.prepare(gone)
+    assert endpoint.needs(Row("notes.txt", {"path": "/nowhere/notes.txt"}, 2)) == []  # refused unread

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from pipeline.client import service
 from pipeline.emulator.server import EmulatorThread
 from pipeline.runner import RunOptions, run_job, run_job_async
 from pipeline.spec import load_spec
@@ -30,7 +29,7 @@ async def test_run_job_inside_a_running_loop(tmp_path: Path, emulator: EmulatorT
     """A notebook cell: a loop is running, and the plain run_job is called anyway."""
     threads: set[int] = set()
     spec = small_job(tmp_path, emulator.url)
-    result = run_job(load_spec(spec), RunOptions(on_event=lambda kind, **_: threads.add(threading.get_ident())))
+    result = run_job(load_spec(spec), RunOptions(on_event=lambda event: threads.add(threading.get_ident())))
     assert result.exit_code == 0, result.message
     assert sorted(result_ids(tmp_path / "out")) == sorted(r["id"] for r in corpus(30))
     assert threads == {threading.get_ident()}  # callbacks came back to the caller's thread
@@ -41,7 +40,7 @@ async def test_run_job_async_on_the_callers_loop(tmp_path: Path, emulator: Emula
     ticker = asyncio.create_task(asyncio.sleep(3600))  # the caller's own work keeps running beside the job
     spec = small_job(tmp_path, emulator.url)
     result = await run_job_async(load_spec(spec),
-                                 RunOptions(on_event=lambda kind, **_: threads.add(threading.get_ident())))
+                                 RunOptions(on_event=lambda event: threads.add(threading.get_ident())))
     assert result.exit_code == 0 and result.summary["rows_succeeded"] == 30
     assert threads == {threading.get_ident()} and not ticker.done()
     ticker.cancel()
@@ -54,7 +53,7 @@ def test_batch_mode_events_on_the_callers_thread(tmp_path: Path, emulator: Emula
                      inputs={"prompt": "text"}, params={"max_tokens": 20},
                      service={"deployment": "gpt-4o-mini", "mode": "batch", "poll_interval_s": 0.05})
     seen: list[tuple[str, int]] = []
-    options = RunOptions(on_event=lambda kind, **_: seen.append((kind, threading.get_ident())))
+    options = RunOptions(on_event=lambda event: seen.append((event.kind, threading.get_ident())))
     result = run_job(load_spec(spec), options)
     assert result.exit_code == 1 and result.summary["rows_failed"] == 1, result.message
     assert result.summary["rows_succeeded"] == 6
@@ -105,7 +104,6 @@ def test_library_callers_logs_and_errors_are_masked(tmp_path: Path, echoing_gate
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     secret = "sk-LIBLEAK-5e6f7a8b9c"
     monkeypatch.setenv("LIB_KEY", secret)
-    monkeypatch.setattr(service, "LOG_BODIES", True)  # response bodies at debug level, as --log-bodies does
     handler = Captured()
     root = logging.getLogger()
     root.addHandler(handler)
@@ -118,7 +116,8 @@ def test_library_callers_logs_and_errors_are_masked(tmp_path: Path, echoing_gate
         spec = write_job(tmp_path, echoing_gateway, input_path=write_rows(tmp_path / "in.jsonl", corpus(3)),
                          limits={"max_attempts": 2, "max_retry_wait_s": 0.1, "batch_size": 1},
                          service={"auth": "api-key", "api_key_env": "LIB_KEY"})
-        result = run_job(load_spec(spec))
+        # Response bodies at debug level, as --log-bodies does.
+        result = run_job(load_spec(spec), RunOptions(log_bodies=True))
     finally:
         root.removeHandler(handler)
         root.setLevel(old_level)

@@ -21,6 +21,7 @@ from pipeline import preflight as preflight_module
 from pipeline.client.transport import build_form, read_parts
 from pipeline.emulator.server import EmulatorThread
 from pipeline.endpoints.base import FormPart
+from pipeline.events import Done, Event
 from pipeline.runner import RunControl, RunOptions, run_job, run_job_async
 from pipeline.sources.base import Row, Source
 from pipeline.spec import load_spec
@@ -54,9 +55,9 @@ class Answers:
         self.rows = 0
         self.reached = threading.Event()
 
-    def on_event(self, kind: str, **data: Any) -> None:
-        if kind == "done":
-            self.rows += data["rows"]
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, Done):
+            self.rows += event.rows
             if self.rows >= self.target:
                 self.reached.set()
 
@@ -173,8 +174,8 @@ async def test_a_stop_does_not_wait_for_a_blocked_read(tmp_path: Path, emulator:
     control, answers = RunControl(), Answers(ANSWERS_BEFORE)
     stop: dict[str, Any] = {}
 
-    def on_event(kind: str, **data: Any) -> None:
-        answers.on_event(kind, **data)
+    def on_event(event: Event) -> None:
+        answers.on_event(event)
         if answers.reached.is_set() and not stop:
             stop.update(at=time.monotonic(), read_blocked=gated[-1].waiting)
             control.stop("stopped by the test")

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from pipeline.runner import EXIT_BUDGET, EXIT_LOCKED, RunOptions, run_job
+from pipeline.core.exitcodes import ExitCode
+from pipeline.runner import RunOptions, run_job
 from pipeline.spec import load_spec
 
 from .conftest import ROOT, corpus, read_dataset, result_ids, run_cli, start_cli, write_job, write_rows
@@ -72,7 +73,7 @@ def test_budget_guards_stop_cleanly_and_resume(tmp_path: Path, emulator) -> None
     data = write_rows(tmp_path / "in.jsonl", corpus(30))
     spec = write_job(tmp_path, emulator.url, input_path=data, limits={"batch_size": 2, "max_rows": 10})
     result = run_job(load_spec(spec))
-    assert result.exit_code == EXIT_BUDGET and "max_rows" in (result.message or "")
+    assert result.exit_code == ExitCode.BUDGET and "max_rows" in (result.message or "")
     assert len(result_ids(tmp_path / "out")) == 10
     spec = write_job(tmp_path, emulator.url, input_path=data, limits={"batch_size": 2})
     assert run_job(load_spec(spec)).exit_code == 0
@@ -83,7 +84,7 @@ def test_max_tokens_guard(tmp_path: Path, emulator) -> None:
     spec = write_job(tmp_path, emulator.url, input_path=write_rows(tmp_path / "in.jsonl", corpus(40)),
                      limits={"batch_size": 1, "concurrency": 1, "max_tokens": 50})
     result = run_job(load_spec(spec))
-    assert result.exit_code == EXIT_BUDGET
+    assert result.exit_code == ExitCode.BUDGET
     assert 0 < len(result_ids(tmp_path / "out")) < 40
 
 
@@ -150,7 +151,7 @@ def test_lock_refuses_a_second_run_and_takes_over_a_dead_one(tmp_path: Path, emu
     while not (tmp_path / "out" / "lock").exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     second = run_cli("run", str(spec), "-q")
-    assert second.returncode == EXIT_LOCKED
+    assert second.returncode == ExitCode.LOCKED
     assert f"pid {first.pid}" in second.stderr and "started" in second.stderr
     first.kill()
     first.wait()

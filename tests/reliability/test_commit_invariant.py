@@ -19,8 +19,9 @@ import pyarrow as pa
 import pytest
 
 import pipeline.sinks.parquet as parquet
+from pipeline.core.exitcodes import ExitCode
 from pipeline.emulator.server import EmulatorThread
-from pipeline.runner import EXIT_INTERNAL, RunOptions, run_job
+from pipeline.runner import RunOptions, run_job
 from pipeline.spec import load_spec
 
 from ..integration.conftest import corpus, write_job, write_rows
@@ -86,7 +87,7 @@ def test_a_part_write_that_raises_stops_the_run_and_loses_nothing(tmp_path: Path
                      limits={"batch_size": 4, "concurrency": 4}, output={"flush_rows": 20, "flush_seconds": 5})
     monkeypatch.setattr(parquet, "records_to_table", second_part_breaks)
     first = run_job(load_spec(spec))
-    assert first.exit_code == EXIT_INTERNAL, first.message
+    assert first.exit_code == ExitCode.INTERNAL, first.message
     assert "could not write part" in (first.message or "") and "ArrowInvalid" in (first.message or "")
     assert "not committed" in (first.message or "")
     kept = closed_ids(tmp_path / "out" / "results")
