@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
@@ -71,13 +71,6 @@ class Throttled:
 
 Event = Done | Failed | Skipped | Retried | Throttled
 EventSink = Callable[[Event], None]
-
-BY_KIND: dict[str, type[Event]] = {kind.kind: kind for kind in (Done, Failed, Skipped, Retried, Throttled)}
-
-
-def event_named(kind: str, **data: Any) -> Event:
-    """The event for a report still made by name (batch/api.py's retry callback): `retry`, cause=..., attempt=..."""
-    return BY_KIND[kind](**data)
 
 
 def ignore(event: Event) -> None:

@@ -30,7 +30,6 @@ from pipeline.batch.lines import (
     InputFileWriter,
     LineOutcome,
     LineResponse,
-    batch_endpoint,
     file_limits,
     input_line,
     line_body,
@@ -38,6 +37,7 @@ from pipeline.batch.lines import (
 )
 from pipeline.checkpoint import OutputFolder, id_hash
 from pipeline.client.auth import make_auth
+from pipeline.client.urls import batch_endpoint
 from pipeline.cloud_checkpoint import Output
 from pipeline.core.exitcodes import ExitCode
 from pipeline.core.job import Job
@@ -52,7 +52,7 @@ from pipeline.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from pipeline.events import Done, Failed, event_named
+from pipeline.events import Done, Failed
 from pipeline.preflight import Preflight
 from pipeline.redact import get_logger
 from pipeline.sinks.parquet import OutputWriteError
@@ -308,7 +308,7 @@ class BatchJob(Job):
         path = self.book.folder / f"download-{record.number:06d}.jsonl.tmp"
         await api.download(file_id, path)
         try:
-            with open(path, "rb") as handle:
+            with open(path, "rb") as handle:  # noqa: ASYNC230 (batch mode: nothing else runs on the loop meanwhile)
                 for count, raw in enumerate(handle, 1):
                     line = read_output_line(raw)
                     # Only the first line naming a row of ours that ran (a row that did not run goes again).
@@ -449,11 +449,8 @@ async def run_batch_job_async(spec: JobSpec, options: RunOptions, plan: Prefligh
     control.attach(job)
     auth = make_auth(spec.service, options.credential)
 
-    def by_name(kind: str, **data: Any) -> None:  # batch/api.py still reports its retries by name
-        job.emit(event_named(kind, **data))
-
     async with local_emulator(spec) as local_url, http_session(spec, BATCH_API_CONNECTIONS) as session:
-        api = BatchAPI(spec, local_url or spec.service.base_url or "", session, auth, by_name)
+        api = BatchAPI(spec, local_url or spec.service.base_url or "", session, auth, job.emit)
         try:
             with stop_on_signals(control, options.handle_signals):
                 await job.run(api)

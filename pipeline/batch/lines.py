@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from pipeline.client.transport import status_error
-from pipeline.client.urls import batch_endpoint as batch_endpoint  # re-exported: see below
 from pipeline.endpoints.base import HttpResponse
 from pipeline.errors import APIError
 from pipeline.spec import ServiceSpec
@@ -23,8 +22,6 @@ MAX_FILE_BYTES = 200_000_000  # "200 MB" read as decimal: under the limit whiche
 # Codes of output lines the batch never ran: those rows are sent again, they did not fail.
 NOT_RUN_CODES = frozenset({"batch_expired", "batch_cancelled"})
 STREAM_KEYS = ("stream", "stream_options")  # the Batch API answers whole bodies only
-# batch_endpoint (each line's url, the batch's endpoint) is a route like any other, built in client/urls.py;
-# batch/engine.py takes it from here, with the rest of what a line is.
 
 
 class BatchLineError(APIError):

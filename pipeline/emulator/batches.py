@@ -290,7 +290,7 @@ def _expires(store: BatchStore) -> bool:
 async def _processing_delay(store: BatchStore, batch: Batch) -> None:
     """Wait out the processing delay, re-reading it so a test may shorten it for a running batch."""
     started = time.monotonic()
-    while time.monotonic() - started < store.settings.processing_delay_s and not batch.cancel_requested:
+    while time.monotonic() - started < store.settings.processing_delay_s and not batch.cancel_requested:  # noqa: ASYNC110
         await asyncio.sleep(min(0.02, store.settings.processing_delay_s))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 
 from pipeline.spec import JobSpec, ServiceSpec
@@ -22,11 +23,8 @@ async def local_emulator(spec: JobSpec) -> AsyncIterator[str | None]:
     from pipeline.emulator.config import EmulatorConfig
     from pipeline.emulator.server import EmulatorServer
 
-    opts = spec.service.emulator
-    server = EmulatorServer(EmulatorConfig(
-        rpm=opts.rpm, tpm=opts.tpm, window_s=opts.window_s, latency_ms=opts.latency_ms,
-        error_rate=opts.error_rate, drop_rate=opts.drop_rate, truncate_rate=opts.truncate_rate,
-        burst429_rate=opts.burst429_rate, seed=opts.seed))
+    # The spec's [service.emulator] knobs are EmulatorConfig fields of the same names (spec.EmulatorOptions).
+    server = EmulatorServer(EmulatorConfig(**dataclasses.asdict(spec.service.emulator)))
     url = await server.start("127.0.0.1", 0)
     try:
         yield url

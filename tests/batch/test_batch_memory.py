@@ -91,7 +91,7 @@ class FakeFiles:
 
     async def download(self, file_id: str, destination: Path) -> None:
         lines = [item if isinstance(item, str) else json.dumps(item) for item in self.files[file_id]]
-        destination.write_text("\n".join(lines) + "\n")
+        destination.write_text("\n".join(lines) + "\n")  # noqa: ASYNC240 (a fake service, tiny files)
 
     async def delete_file(self, file_id: str) -> None:
         self.deleted.append(file_id)
