@@ -141,12 +141,11 @@ def run(ctx: click.Context, job: Path, retry_failed: bool, force: bool, limit: i
 
 def _output_of(target: str) -> tuple[Any, Any]:
     """A job spec path, an output folder or a cloud output URI -> (spec or None, its checkpoint)."""
-    from pipeline.checkpoint import OutputFolder
-    from pipeline.cloud_checkpoint import CloudOutputFolder, open_output
+    from pipeline.checkpoint import OutputFolder, open_output
     from pipeline.storage import is_uri, locate
 
     if is_uri(target):
-        return None, CloudOutputFolder(locate(target))
+        return None, OutputFolder(locate(target))
     if Path(target).is_dir():
         return None, OutputFolder(Path(target))
     spec = load_spec(target)

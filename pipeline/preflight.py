@@ -10,8 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.checkpoint import IdSet, id_hash
-from pipeline.cloud_checkpoint import Output, open_output
+from pipeline.checkpoint import IdSet, OutputFolder, id_hash, open_output
 from pipeline.endpoints import endpoint_for
 from pipeline.endpoints.base import Endpoint, RowError
 from pipeline.errors import InputError, SpecError
@@ -31,7 +30,7 @@ class Preflight:
     endpoint: Endpoint
     source: Source
     total: int
-    out: Output
+    out: OutputFolder
     done: IdSet
     failed_before: IdSet = dataclasses.field(default_factory=IdSet)  # in failures/ and not in results/
 

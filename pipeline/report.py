@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,25 +15,15 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipeline.batch.book import batch_summary, summary_lines
-from pipeline.cloud_checkpoint import Output, open_output
+from pipeline.checkpoint import OutputFolder, open_output
 from pipeline.errors import InputError, PipelineError, is_transient_failure
-from pipeline.sinks.cloud import read_cloud_dataset
-from pipeline.sinks.parquet import closed_parts
+from pipeline.sinks.parquet import read_dataset
 from pipeline.sources import open_source
 from pipeline.spec import JobSpec
-from pipeline.storage import Location
+from pipeline.storage import LocalPath
 
 
-def read_dataset(folder: Path | Location, columns: list[str] | None = None) -> pa.Table | None:
-    if not isinstance(folder, Path):
-        return read_cloud_dataset(folder, columns)
-    parts = closed_parts(folder)
-    if not parts:
-        return None
-    return pa.concat_tables([pq.read_table(p, columns=columns) for p in parts], promote_options="default")
-
-
-def latest_failures(out: Output) -> pa.Table | None:
+def latest_failures(out: OutputFolder) -> pa.Table | None:
     """Failures of ids that never succeeded, the latest record per id."""
     failures = read_dataset(out.failures)
     if failures is None:
@@ -51,7 +43,7 @@ def _transient_count(failures: pa.Table) -> int:
     return sum(is_transient_failure(*values) for values in zip(*columns, strict=True))
 
 
-def job_status(out: Output, total: int | None) -> dict[str, Any]:
+def job_status(out: OutputFolder, total: int | None) -> dict[str, Any]:
     ids = read_dataset(out.results, ["id"])
     done = len(pc.unique(ids["id"])) if ids is not None else 0
     failures = latest_failures(out)
@@ -65,6 +57,7 @@ def job_status(out: Output, total: int | None) -> dict[str, Any]:
             groups[str(code)] = {"count": count, "sample": sample}
     job = out.read_job() or {}
     runs = job.get("runs", [])
+    local = out.path.local_path()  # batch mode keeps its state on a local disk only
     return {
         "output": str(out.path), "name": job.get("name"), "total": total, "done": done, "failed": failed,
         "failed_transient": transient,  # of the failed: sent again by a plain rerun
@@ -72,7 +65,7 @@ def job_status(out: Output, total: int | None) -> dict[str, Any]:
         "failures_by_code": groups, "runs": len(runs),
         "last_run": {k: runs[-1].get(k) for k in ("started", "ended", "exit_code", "message")} if runs else None,
         "running": out.lock_file.exists(),
-        "batches": batch_summary(out.path) if isinstance(out.path, Path) else [],  # batch mode is local only
+        "batches": batch_summary(local) if local is not None else [],
     }
 
 
@@ -128,19 +121,30 @@ def export_results(spec: JobSpec, destination: Path, join: list[str]) -> int:
 
 
 def write_table(table: pa.Table, destination: Path) -> None:
-    suffix = destination.suffix.lower()
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".parquet":
-        pq.write_table(table, destination)
-    elif suffix == ".jsonl":
-        with open(destination, "w", encoding="utf-8") as handle:
-            for batch in table.to_batches(max_chunksize=4096):
-                for record in batch.to_pylist():
-                    handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-    elif suffix == ".csv":
-        pacsv.write_csv(_flatten_nested(table), destination)
-    else:
+    """An export, committed whole like a part: a crash or a full disk never leaves half a file."""
+    write = _EXPORTERS.get(destination.suffix.lower())
+    if write is None:
         raise InputError(f"{destination}: export to .parquet, .jsonl or .csv")
+    LocalPath(destination).commit(partial(write, table))
+
+
+def _write_parquet(table: pa.Table, sink: Any) -> None:
+    pq.write_table(table, sink)
+
+
+def _write_jsonl(table: pa.Table, sink: Any) -> None:
+    for batch in table.to_batches(max_chunksize=4096):
+        for record in batch.to_pylist():
+            sink.write((json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8"))
+
+
+def _write_csv(table: pa.Table, sink: Any) -> None:
+    pacsv.write_csv(_flatten_nested(table), sink)
+
+
+_EXPORTERS: dict[str, Callable[[pa.Table, Any], None]] = {
+    ".parquet": _write_parquet, ".jsonl": _write_jsonl, ".csv": _write_csv,
+}
 
 
 def _flatten_nested(table: pa.Table) -> pa.Table:

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 
 from pipeline.batch.engine import run_batch_job_async
-from pipeline.checkpoint import OutputFolder, now_iso
+from pipeline.checkpoint import now_iso
 from pipeline.core.history import finish
 from pipeline.core.options import RunOptions, RunResult
 from pipeline.crashpoints import CrashPoint, crash_point, install
@@ -82,7 +82,6 @@ async def _run_checked(spec: JobSpec, options: RunOptions, control: RunControl) 
             log.info("removed %d unfinished temp file(s) left by an earlier run", removed)
         plan.check_fingerprint(options.force)
         if spec.service.mode == "batch":
-            assert isinstance(out, OutputFolder)  # the spec refuses batch mode on a cloud output
             job = await run_batch_job_async(spec, options, plan, out, control, online=run_online_job)
         else:
             job = await run_online_job(spec, options, plan, out, control)

@@ -38,7 +38,6 @@ from pipeline.batch.lines import (
 from pipeline.checkpoint import OutputFolder, id_hash
 from pipeline.client.auth import make_auth
 from pipeline.client.urls import batch_endpoint
-from pipeline.cloud_checkpoint import Output
 from pipeline.core.exitcodes import ExitCode
 from pipeline.core.job import Job
 from pipeline.core.options import RunOptions
@@ -72,7 +71,7 @@ FLUSH_EVERY_LINES = 1000
 BATCH_API_CONNECTIONS = 4  # uploads, polls and downloads: a few requests at a time
 
 # The online engine, for the rows the batches did not run (fallback = "online"): the runner's choice.
-OnlineEngine = Callable[[JobSpec, RunOptions, Preflight, Output, RunControl], Awaitable[Job]]
+OnlineEngine = Callable[[JobSpec, RunOptions, Preflight, OutputFolder, RunControl], Awaitable[Job]]
 
 
 class BatchJob(Job):
@@ -80,7 +79,9 @@ class BatchJob(Job):
 
     def __init__(self, spec: JobSpec, options: RunOptions, plan: Preflight, out: OutputFolder) -> None:
         super().__init__(spec, options, plan, out)
-        self.book = BatchBook(out.path)
+        folder = out.path.local_path()
+        assert folder is not None  # the spec refuses batch mode on a cloud output
+        self.book = BatchBook(folder)
         self.url = batch_endpoint(spec.service, self.endpoint.op)
         self.written = IdHashes()  # ids this run committed to results or failures (8 bytes an id)
         self.not_run: set[str] = set()  # ids of ended batches that never ran: sent again (or online)

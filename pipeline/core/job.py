@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pipeline.cloud_checkpoint import Output
+from pipeline.checkpoint import OutputFolder
 from pipeline.core.exitcodes import ExitCode
 from pipeline.core.options import RunOptions
 from pipeline.core.records import FAILURE_SCHEMA, error_code, failure_record, result_schema
@@ -67,7 +67,7 @@ class SkippedCount:
 class Job:
     """One run of one job spec."""
 
-    def __init__(self, spec: JobSpec, options: RunOptions, plan: Preflight, out: Output) -> None:
+    def __init__(self, spec: JobSpec, options: RunOptions, plan: Preflight, out: OutputFolder) -> None:
         self.spec = spec
         self.options = options
         self.plan = plan

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pipeline.client.auth import TokenCredential
 from pipeline.crashpoints import CrashPlan
 from pipeline.events import EventSink
 from pipeline.stats import RunStats
-from pipeline.storage import Location
+from pipeline.storage import StoragePath
 
 
 @dataclass
@@ -34,6 +33,6 @@ class RunOptions:
 class RunResult:
     exit_code: int  # an ExitCode
     summary: dict[str, Any]
-    output: Path | Location
+    output: StoragePath  # a pathlib.Path when local
     message: str | None = None
     stats: RunStats = field(default_factory=RunStats, repr=False)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 
+from pipeline.checkpoint import OutputFolder
 from pipeline.client.deployment import Router
 from pipeline.client.service import ServiceClient
-from pipeline.cloud_checkpoint import Output
 from pipeline.core.exitcodes import ExitCode
 from pipeline.core.job import Job
 from pipeline.core.options import RunOptions
@@ -29,7 +29,7 @@ from pipeline.wiring.signals import stop_on_signals
 DNS_CACHE_S = 300  # many requests to few hosts: resolve them rarely
 
 
-async def run_online_job(spec: JobSpec, options: RunOptions, plan: Preflight, out: Output,
+async def run_online_job(spec: JobSpec, options: RunOptions, plan: Preflight, out: OutputFolder,
                          control: RunControl | None = None) -> Job:
     """Run a job through the online API (called by runner, and by the batch engine's online fallback)."""
     job = OnlineJob(spec, options, plan, out)

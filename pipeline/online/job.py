@@ -11,9 +11,9 @@ import contextlib
 from collections.abc import Coroutine, Iterator
 from typing import Any
 
+from pipeline.checkpoint import OutputFolder
 from pipeline.client.concurrency import piece_size
 from pipeline.client.service import ServiceClient
-from pipeline.cloud_checkpoint import Output
 from pipeline.core.exitcodes import ExitCode
 from pipeline.core.job import Job
 from pipeline.core.options import RunOptions
@@ -51,7 +51,7 @@ log = get_logger("pipeline")
 class OnlineJob(Job):
     """One run of a job through the online API."""
 
-    def __init__(self, spec: JobSpec, options: RunOptions, plan: Preflight, out: Output) -> None:
+    def __init__(self, spec: JobSpec, options: RunOptions, plan: Preflight, out: OutputFolder) -> None:
         super().__init__(spec, options, plan, out)
         self.queue: asyncio.Queue[list[Item] | None] = asyncio.Queue(maxsize=max(2, spec.limits.concurrency * 2))
         self.any_success = False

@@ -1,40 +1,44 @@
-"""Parquet datasets of whole part files: buffer rows, write part-NNNNNN.parquet.tmp, fsync, rename.
+"""Parquet datasets of whole part files: buffer rows, then commit each part whole (storage/: a temp file,
+fsync and rename on a disk; one upload in object storage).
 
-A closed part is always complete and readable; a crash leaves at most a .tmp file, which the
-next run deletes. Only closed parts count as done.
+A closed part is always complete and readable; a crash leaves at most a leftover the next run deletes.
+Only closed parts count as done.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.crashpoints import CrashPoint, crash_point
+from pipeline.crashpoints import CrashPoint
 from pipeline.errors import PipelineError
+from pipeline.storage import CommitPoints, OutputWriteError, StoragePath, as_storage, first_line
 
-if TYPE_CHECKING:
-    from pipeline.storage import Location
+__all__ = ["PART_COMMIT", "PART_NAME", "OutputWriteError", "PartWriter", "closed_parts", "read_dataset",
+           "read_parts", "records_to_table", "write_part"]
 
 PART_NAME = re.compile(r"^part-(\d+)\.parquet$")
+PART_COMMIT = CommitPoints(written=CrashPoint.PART_WRITTEN, renamed=CrashPoint.PART_RENAMED,
+                           uploading=CrashPoint.PART_UPLOADING)
 
 
-class OutputWriteError(PipelineError):
-    """A part could not be written (disk full, permissions). Nothing partial is left behind."""
+def closed_parts(folder: Path | StoragePath) -> list[StoragePath]:
+    """Committed parts, in commit order: named part-NNNNNN.parquet."""
+    return [f for f in as_storage(folder).files() if PART_NAME.match(f.name)]
 
 
-def closed_parts(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if PART_NAME.match(p.name))
+def part_numbers(folder: StoragePath) -> list[int]:
+    """Numbers of the closed parts, for numbering the next one."""
+    return [int(PART_NAME.match(p.name).group(1)) for p in closed_parts(folder)]  # type: ignore[union-attr]
 
 
 def records_to_table(records: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
@@ -67,66 +71,58 @@ def _write_options(schema: pa.Schema) -> dict[str, Any]:
             "use_dictionary": [f.name for f in schema if f.name not in vectors]}
 
 
-def write_part(folder: Path, number: int, table: pa.Table) -> Path:
-    """Write one part atomically: temp file, fsync, rename, fsync the folder."""
+def write_part(folder: StoragePath, number: int, table: pa.Table) -> StoragePath:
+    """Commit one part whole under its final name; OutputWriteError when storage refuses it."""
     final = folder / f"part-{number:06d}.parquet"
-    temp = final.with_name(final.name + ".tmp")
-    try:
-        pq.write_table(table, temp, **_write_options(table.schema))
-        with open(temp, "rb") as handle:
-            os.fsync(handle.fileno())
-        crash_point(CrashPoint.PART_WRITTEN)
-        os.replace(temp, final)
-        crash_point(CrashPoint.PART_RENAMED)
-        _fsync_dir(folder)
-    except OSError as exc:
-        with contextlib.suppress(OSError):  # on a read-only disk even this fails; the next run deletes it
-            temp.unlink(missing_ok=True)
-        raise OutputWriteError(f"{folder}: could not write {final.name}: {exc.strerror or exc}; "
-                               "nothing partial was kept, free space or fix permissions and run again") from None
+    options = _write_options(table.schema)
+    final.commit(lambda sink: pq.write_table(table, sink, **options), PART_COMMIT)
     return final
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def read_parts(folder: Path | StoragePath, columns: list[str] | None = None) -> Iterator[pa.Table]:
+    """These columns of every closed part of a dataset folder, part by part, in commit order; several
+    reads in flight where each is a round trip. A damaged part is named, not skipped."""
+    folder = as_storage(folder)
+    parts = closed_parts(folder)
+    read = partial(_read_part, columns=columns)
+    if folder.parallel_reads <= 1:
+        yield from map(read, parts)
+        return
+    with ThreadPoolExecutor(folder.parallel_reads) as pool:
+        yield from pool.map(read, parts)
+
+
+def _read_part(part: StoragePath, columns: list[str] | None) -> pa.Table:
+    fs, path = part.arrow()
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        return pq.read_table(path, columns=columns, filesystem=fs)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise PipelineError(f"{part}: cannot read this part ({first_line(exc)}); it was not written by this tool "
+                            "or was damaged; move it aside and run again") from None
 
 
-def _part_numbers(folder: Path | Location) -> list[int]:
-    """Numbers of the closed parts in a dataset folder, creating a local folder on the way."""
-    if not isinstance(folder, Path):
-        from pipeline.sinks.cloud import part_numbers  # the cloud code loads only for cloud outputs
-
-        return part_numbers(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    return [int(PART_NAME.match(p.name).group(1)) for p in closed_parts(folder)]  # type: ignore[union-attr]
-
-
-def _commit_part(folder: Path | Location, number: int, table: pa.Table) -> Path | Location:
-    """Local: temp file + fsync + rename. Object storage: one upload under the final name (sinks/cloud.py)."""
-    if isinstance(folder, Path):
-        return write_part(folder, number, table)
-    from pipeline.sinks.cloud import write_cloud_part
-
-    return write_cloud_part(folder, number, table)
+def read_dataset(folder: Path | StoragePath, columns: list[str] | None = None) -> pa.Table | None:
+    """All closed parts of a dataset folder as one table (None when there are none)."""
+    tables = list(read_parts(folder, columns))
+    if not tables:
+        return None
+    return pa.concat_tables(tables, promote_options="default")
 
 
 class PartWriter:
     """Buffers records for one dataset folder; `take()` hands a full buffer to a flush."""
 
-    def __init__(self, folder: Path | Location, schema: pa.Schema, flush_rows: int, flush_seconds: float,
+    def __init__(self, folder: Path | StoragePath, schema: pa.Schema, flush_rows: int, flush_seconds: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.folder = folder
+        self.folder = as_storage(folder)
         self.schema = schema
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self._clock = clock
         self._buffer: list[dict[str, Any]] = []
         self._first_at: float | None = None
-        self._next = max(_part_numbers(folder), default=0) + 1
+        self.folder.make_folder()
+        self._next = max(part_numbers(self.folder), default=0) + 1
         self.written = 0
 
     def add(self, record: dict[str, Any]) -> None:
@@ -150,11 +146,11 @@ class PartWriter:
         number, self._next = self._next, self._next + 1
         return number, batch
 
-    def write(self, number: int, batch: list[dict[str, Any]]) -> Path | Location:
-        path = _commit_part(self.folder, number, records_to_table(batch, self.schema))
+    def write(self, number: int, batch: list[dict[str, Any]]) -> StoragePath:
+        path = write_part(self.folder, number, records_to_table(batch, self.schema))
         self.written += len(batch)
         return path
 
-    def flush(self) -> Path | Location | None:
+    def flush(self) -> StoragePath | None:
         taken = self.take()
         return self.write(*taken) if taken else None

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
-
 from pipeline.errors import InputError
 from pipeline.sources.base import Row, Source
 from pipeline.sources.folder import FolderSource
 from pipeline.sources.jsonl import JsonlSource
 from pipeline.sources.parquet import ParquetSource
 from pipeline.spec import InputSpec, OutputSpec
-
-if TYPE_CHECKING:
-    from pipeline.storage import Location
+from pipeline.storage import StoragePath, storage_at
 
 __all__ = ["Row", "Source", "mapped_columns", "open_source"]
 
@@ -31,29 +26,17 @@ def mapped_columns(spec: InputSpec, output: OutputSpec | None = None) -> list[st
 
 
 def open_source(spec: InputSpec, output: OutputSpec | None = None) -> Source:
-    if spec.uri is not None:
-        return _open_object(spec.uri, spec, output)
-    path = spec.path
-    if not path.exists():
-        raise InputError(f"{path}: input not found; check [input] path (relative paths start at the working folder)")
-    if path.is_dir():
-        return FolderSource(path, spec.glob)
-    return _open_table(path, spec, output)
-
-
-def _open_object(uri: str, spec: InputSpec, output: OutputSpec | None) -> Source:
-    """An input in cloud storage: a table read as a stream like a local file, or a folder (prefix) of files."""
-    from pipeline.storage import locate  # local jobs never need the storage clients
-
-    location = locate(uri)
-    if not location.exists():
-        raise InputError(f"{location}: input not found; check [input] path and the container")
+    """The input the spec names: a table (JSONL or Parquet) or a folder of files, local or in object storage."""
+    where = storage_at(spec.uri, spec.path)
+    if not where.exists():
+        hint = "and the container" if spec.uri else "(relative paths start at the working folder)"
+        raise InputError(f"{where}: input not found; check [input] path {hint}")
     if spec.is_folder():
-        return FolderSource(location, spec.glob)
-    return _open_table(location, spec, output)
+        return FolderSource(where, spec.glob)
+    return _open_table(where, spec, output)
 
 
-def _open_table(path: Path | Location, spec: InputSpec, output: OutputSpec | None) -> Source:
+def _open_table(path: StoragePath, spec: InputSpec, output: OutputSpec | None) -> Source:
     name = path.name.lower()
     if name.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".json.gz", ".ndjson.gz")):
         return JsonlSource(path, spec.id)

@@ -59,12 +59,14 @@ class RowFiles:
 def read_local(path: Path, need: FileNeed) -> FileFacts:
     """A local file's size and first bytes (or all of it); the reason when it cannot be read."""
     try:
+        if need.whole:  # whatever open() reads (a pipe too): its size is what was read
+            data = path.read_bytes()
+            return FileFacts(path.name, str(path), len(data), data[:need.head_bytes], data)
         size = os.stat(path).st_size
-        if not path.is_file():
+        if not path.is_file():  # a size and first bytes are a regular file's only
             return FileFacts(path.name, str(path), size, error="not a regular file", regular=False)
         with open(path, "rb") as handle:
-            data = handle.read() if need.whole else handle.read(need.head_bytes)
+            head = handle.read(need.head_bytes)
     except OSError as exc:
         return FileFacts(path.name, str(path), 0, error=str(exc.strerror or exc))
-    return FileFacts(path.name, str(path), size, data[:need.head_bytes] if need.whole else data,
-                     data if need.whole else None)
+    return FileFacts(path.name, str(path), size, head)

@@ -3,17 +3,12 @@ prefix in object storage (listed in one call, read object by object only when a 
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from pipeline.errors import InputError
 from pipeline.sources.base import Row
-
-if TYPE_CHECKING:
-    from pipeline.storage import Location
+from pipeline.storage import StoragePath, as_storage
 
 
 def glob_to_regex(pattern: str) -> re.Pattern[str]:
@@ -40,43 +35,17 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out) + r"\Z", re.IGNORECASE)
 
 
-def in_walk_order(relatives: Iterable[str]) -> list[str]:
-    """Relative paths in the order of a depth-first walk with names sorted (the local folder's order),
-    without hidden files or anything in a hidden folder."""
-    visible = (r for r in relatives if not any(part.startswith(".") for part in r.split("/")))
-    return sorted(visible, key=lambda r: r.split("/"))
-
-
 class FolderSource:
-    def __init__(self, path: Path | Location, glob: str) -> None:
-        self.path = str(path)
-        self._root = path
+    def __init__(self, path: Path | StoragePath, glob: str) -> None:
+        self._root = as_storage(path)
+        self.path = str(self._root)
         self._glob = glob
         self._match = glob_to_regex(glob)
 
-    def _walk(self, folder: Path) -> Iterator[Path]:
-        """Depth-first, names sorted: the order is stable between runs without listing all files first."""
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError as exc:
-            raise InputError(f"{folder}: cannot list the input folder: {exc.strerror or exc}") from None
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            if entry.is_dir(follow_symlinks=True):
-                yield from self._walk(Path(entry.path))
-            elif entry.is_file(follow_symlinks=True):
-                yield Path(entry.path)
-
     def _all(self) -> Iterator[tuple[str, str]]:
         """(relative path, where the file is: a local path or an object URI), in walk order."""
-        root = self._root
-        if isinstance(root, Path):
-            for file in self._walk(root):
-                yield file.relative_to(root).as_posix(), str(file)
-        else:
-            for relative in in_walk_order(root.tree()):
-                yield relative, str(root / relative)
+        for relative in self._root.walk_files():
+            yield relative, str(self._root / relative)
 
     def _files(self) -> Iterator[tuple[str, str]]:
         for relative, file in self._all():

@@ -2,37 +2,24 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import Any
 
 from pipeline.errors import InputError
 from pipeline.sources.base import Row, stringify_id
-
-if TYPE_CHECKING:
-    from pipeline.storage import Location
+from pipeline.storage import StoragePath, as_storage
 
 
 class JsonlSource:
-    def __init__(self, path: Path | Location, id_column: str) -> None:
-        self.path = str(path)
-        self._file = path
+    def __init__(self, path: Path | StoragePath, id_column: str) -> None:
+        self._file = as_storage(path)
+        self.path = str(self._file)
         self._id = id_column
 
-    def _open(self) -> IO[bytes]:
-        if not isinstance(self._file, Path):
-            return self._file.open_input()  # cloud: a buffered stream, gunzipped by pyarrow
-        try:
-            if self._file.name.endswith(".gz"):
-                return gzip.open(self._file, "rb")  # type: ignore[return-value]
-            return open(self._file, "rb")
-        except OSError as exc:
-            raise InputError(f"{self._file}: cannot open the input: {exc.strerror or exc}") from None
-
     def _lines(self) -> Iterator[tuple[int, bytes]]:
-        with self._open() as handle:
+        with self._file.open_stream() as handle:  # gunzipped on the way for .gz
             try:
                 for number, raw in enumerate(handle, start=1):
                     if raw.strip():

@@ -4,32 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.errors import InputError
 from pipeline.sources.base import Row, stringify_id
-
-if TYPE_CHECKING:
-    from pipeline.storage import Location
+from pipeline.storage import StoragePath, as_storage
 
 BATCH_ROWS = 2048
 
 
 class ParquetSource:
-    def __init__(self, path: Path | Location, id_column: str, needed: list[str]) -> None:
-        self.path = str(path)
-        self._file = path
+    def __init__(self, path: Path | StoragePath, id_column: str, needed: list[str]) -> None:
+        self._file = as_storage(path)
+        self.path = str(self._file)
         self._id = id_column
         self._needed = needed
 
     def _open(self) -> pq.ParquetFile:
+        fs, path = self._file.arrow()
         try:
-            if not isinstance(self._file, Path):  # cloud: footer first, then row groups on demand
-                return pq.ParquetFile(self._file.path, filesystem=self._file.fs)
-            return pq.ParquetFile(self._file)
+            return pq.ParquetFile(path, filesystem=fs)  # the footer first, then row groups on demand
         except (OSError, pa.ArrowInvalid) as exc:
             raise InputError(f"{self._file}: not a readable Parquet file: {exc}") from None
 

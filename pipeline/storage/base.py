@@ -72,11 +72,11 @@ class StoragePath(Protocol):
     def files(self) -> list[Self]:
         """Committed files directly in this folder, sorted by name; none when the folder does not exist."""
 
-    def walk(self) -> Iterator[str]:
+    def walk_files(self) -> Iterator[str]:
         """Relative paths of the visible files at any depth (hidden names and folders left out), depth first
         with names sorted, so the order is the same on every run and every storage."""
 
-    def read_bytes(self) -> bytes | None:
+    def read_or_none(self) -> bytes | None:
         """The whole (small) object, or None when it does not exist."""
 
     def read_all(self) -> bytes:

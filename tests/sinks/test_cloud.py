@@ -9,8 +9,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.sinks.cloud import closed_cloud_parts, unfinished_cloud_parts, write_cloud_part
-from pipeline.sinks.parquet import OutputWriteError
+from pipeline.sinks.parquet import OutputWriteError, closed_parts, write_part
 from pipeline.storage import Location
 
 
@@ -43,7 +42,7 @@ def test_a_failed_upload_is_closed_then_deleted() -> None:
     fs = BrokenUploads()
     folder = Location(fs, "c/out/results", "abfs://c/out/results")  # type: ignore[arg-type]
     with pytest.raises(OutputWriteError, match=r"abfs://c/out/results/part-000007.parquet: could not upload"):
-        write_cloud_part(folder, 7, pa.table({"id": ["a"]}))
+        write_part(folder, 7, pa.table({"id": ["a"]}))
     assert fs.log == ["write", "close", "delete c/out/results/part-000007.parquet"]
 
 
@@ -53,5 +52,5 @@ def test_only_non_empty_parts_are_closed(tmp_path) -> None:
     (tmp_path / "part-000003.parquet.tmp").write_bytes(b"x")
     (tmp_path / "notes.txt").write_text("not a part")
     folder = Location(pafs.LocalFileSystem(), str(tmp_path), f"file://{tmp_path}")
-    assert [p.name for p in closed_cloud_parts(folder)] == ["part-000001.parquet"]
-    assert sorted(p.name for p in unfinished_cloud_parts(folder)) == ["part-000002.parquet", "part-000003.parquet.tmp"]
+    assert [p.name for p in closed_parts(folder)] == ["part-000001.parquet"]
+    assert sorted(p.name for p in folder.leftovers()) == ["part-000002.parquet", "part-000003.parquet.tmp"]

@@ -10,9 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.sources.folder import FolderSource, glob_to_regex, in_walk_order
+from pipeline.sources.folder import FolderSource, glob_to_regex
 from pipeline.sources.jsonl import JsonlSource
 from pipeline.sources.parquet import ParquetSource
+from pipeline.storage import in_walk_order
 
 BAD = Path(__file__).resolve().parent.parent / "data" / "bad"
 

@@ -9,8 +9,7 @@ import socket
 import pyarrow as pa
 import pytest
 
-from pipeline.checkpoint import LockHeld
-from pipeline.cloud_checkpoint import CloudOutputFolder
+from pipeline.checkpoint import LockHeld, OutputFolder
 from pipeline.sinks.parquet import PartWriter
 from pipeline.storage import StorageError, locate
 
@@ -20,13 +19,13 @@ SCHEMA = pa.schema([pa.field("id", pa.string())])
 
 
 @pytest.fixture
-def out(container: str, azure_env: dict) -> CloudOutputFolder:
-    folder = CloudOutputFolder(locate(f"abfs://{container}/out/job"))
+def out(container: str, azure_env: dict) -> OutputFolder:
+    folder = OutputFolder(locate(f"abfs://{container}/out/job"))
     folder.prepare()
     return folder
 
 
-def test_parts_are_numbered_on_and_empty_leftovers_do_not_count(out: CloudOutputFolder, azurite: Azurite,
+def test_parts_are_numbered_on_and_empty_leftovers_do_not_count(out: OutputFolder, azurite: Azurite,
                                                                  container: str) -> None:
     writer = PartWriter(out.results, SCHEMA, flush_rows=2, flush_seconds=60)
     for row_id in ("a", "b", "c"):
@@ -44,7 +43,7 @@ def test_parts_are_numbered_on_and_empty_leftovers_do_not_count(out: CloudOutput
     assert sorted(committed_ids(azurite.fs, f"{container}/out/job/results")) == ["a", "b", "c", "d"]
 
 
-def test_job_json_round_trip_and_an_empty_object_reads_as_absent(out: CloudOutputFolder, azurite: Azurite,
+def test_job_json_round_trip_and_an_empty_object_reads_as_absent(out: OutputFolder, azurite: Azurite,
                                                                  container: str) -> None:
     assert out.read_job() is None
     out.write_job({"name": "job", "runs": []})
@@ -53,9 +52,9 @@ def test_job_json_round_trip_and_an_empty_object_reads_as_absent(out: CloudOutpu
     assert out.read_job() is None
 
 
-def test_a_live_lock_is_refused_and_released_by_its_owner(out: CloudOutputFolder, container: str) -> None:
+def test_a_live_lock_is_refused_and_released_by_its_owner(out: OutputFolder, container: str) -> None:
     assert out.acquire_lock() is None
-    other = CloudOutputFolder(locate(f"abfs://{container}/out/job"))
+    other = OutputFolder(locate(f"abfs://{container}/out/job"))
     with pytest.raises(LockHeld, match="another run holds the lock"):
         other.acquire_lock()
     other.release_lock()  # not its lock: left in place
@@ -69,7 +68,7 @@ def test_a_live_lock_is_refused_and_released_by_its_owner(out: CloudOutputFolder
     (None, "took over a stale lock"),  # an empty object: the lock upload was cut short
     ({"pid": os.getpid(), "host": "another-host", "started": "then"}, LockHeld),
 ])
-def test_stale_and_foreign_locks(out: CloudOutputFolder, azurite: Azurite, container: str,
+def test_stale_and_foreign_locks(out: OutputFolder, azurite: Azurite, container: str,
                                  holder: dict | None, outcome: object) -> None:
     put(azurite.fs, f"{container}/out/job/lock", json.dumps(holder).encode() if holder else b"")
     if outcome is LockHeld:
@@ -82,8 +81,8 @@ def test_stale_and_foreign_locks(out: CloudOutputFolder, azurite: Azurite, conta
 def test_missing_container_and_bad_key_fail_in_one_line(azurite: Azurite, azure_env: dict,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(StorageError, match="container or bucket 'nope' does not exist"):
-        CloudOutputFolder(locate("abfs://nope/out")).prepare()
+        OutputFolder(locate("abfs://nope/out")).prepare()
     monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", "QUJD" * 22)
     with pytest.raises(StorageError, match="refused the credentials") as caught:
-        CloudOutputFolder(locate("abfs://nope/out")).prepare()
+        OutputFolder(locate("abfs://nope/out")).prepare()
     assert "\n" not in str(caught.value)

@@ -1,7 +1,4 @@
-"""Object storage: a URI as a pyarrow FileSystem and a path, and the few operations outputs need.
-
-Folders are implicit in object stores (a prefix exists once an object is under it), so nothing creates
-them; containers and buckets are never created either: a mistyped name must fail, not make a new one.
+"""Storage URIs, and the pyarrow filesystems they name, with credentials from the environment only.
 
 URIs (the `[input] path` / `[output] path` of a job spec):
 
@@ -39,29 +36,22 @@ Keys are registered with `redact` as soon as they are read, so no message or log
 from __future__ import annotations
 
 import contextlib
-import io
-import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
 
-from pipeline.errors import PipelineError
-from pipeline.redact import redact, register_secret
+from pipeline.redact import register_secret
+from pipeline.storage.base import StorageError, first_line
 
 AZURE_SCHEMES = ("abfs", "abfss", "az")
 SCHEMES = (*AZURE_SCHEMES, "s3", "gs", "gcs")
 AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 _URI = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-READ_BUFFER = 1 << 20
-
-
-class StorageError(PipelineError):
-    """Object storage refused or could not find something: a setup problem, reported in one line (exit 2)."""
 
 
 def is_uri(value: str) -> bool:
@@ -74,156 +64,18 @@ def check_uri(value: str) -> str | None:
     scheme = value.split("://", 1)[0].lower()
     if scheme not in SCHEMES:
         return f"unsupported storage URI scheme {scheme}://; use abfs://, az://, s3://, gs:// or a local path"
-    bucket, _, key = _split(value)
+    bucket, _, key = split_uri(value)
     if not bucket or not key:
         return f"expected {scheme}://CONTAINER/PATH (a container or bucket, then a path in it), got {value!r}"
     return None
 
 
-def _split(uri: str) -> tuple[str, str | None, str]:
+def split_uri(uri: str) -> tuple[str, str | None, str]:
     """`scheme://bucket[@account.host]/key` -> (bucket, account or None, key)."""
     parts = urlsplit(uri)
     bucket, _, host = parts.netloc.partition("@")
     account = host.split(".", 1)[0] if host else None
     return bucket, account, parts.path.strip("/")
-
-
-@dataclass(frozen=True, eq=False)
-class Location:
-    """An object or folder in object storage: the filesystem, its path there, and the URI for messages."""
-
-    fs: pafs.FileSystem
-    path: str  # the filesystem's own path: "container/dir/name"
-    uri: str
-
-    def __str__(self) -> str:
-        return self.uri
-
-    @property
-    def name(self) -> str:
-        return self.path.rsplit("/", 1)[-1]
-
-    def __truediv__(self, name: str) -> Location:
-        return Location(self.fs, f"{self.path}/{name}", f"{self.uri.rstrip('/')}/{name}")
-
-    @property
-    def container(self) -> Location:
-        bucket = self.path.split("/", 1)[0]
-        return Location(self.fs, bucket, self.uri[: self.uri.index("://") + 3] + bucket)
-
-    def info(self) -> pafs.FileInfo:
-        try:
-            return self.fs.get_file_info(self.path)
-        except OSError as exc:
-            raise storage_error(exc, self, "look up") from None
-
-    def exists(self) -> bool:
-        return bool(self.info().type != pafs.FileType.NotFound)
-
-    def files(self) -> list[pafs.FileInfo]:
-        """The files directly in this folder (none when it does not exist)."""
-        try:
-            infos = self.fs.get_file_info(pafs.FileSelector(self.path, allow_not_found=True))
-        except OSError as exc:
-            raise storage_error(exc, self, "list") from None
-        return [i for i in infos if i.type == pafs.FileType.File]
-
-    def child(self, info: pafs.FileInfo) -> Location:
-        return self / info.base_name
-
-    def tree(self) -> list[str]:
-        """Paths (relative to this folder) of every file under it, at any depth, in listing order; none
-        when it does not exist. One listing call: names and sizes only, never content."""
-        try:
-            infos = self.fs.get_file_info(pafs.FileSelector(self.path, recursive=True, allow_not_found=True))
-        except OSError as exc:
-            raise storage_error(exc, self, "list") from None
-        start = len(self.path.rstrip("/")) + 1
-        return [i.path[start:] for i in infos if i.type == pafs.FileType.File]
-
-    def size_and_head(self, count: int) -> tuple[int, bytes]:
-        """The object's size and its first `count` bytes (a ranged read): enough to check it before an upload."""
-        try:
-            with self.fs.open_input_file(self.path) as handle:
-                size = handle.size()
-                return size, bytes(handle.read(min(count, size)))
-        except OSError as exc:
-            raise storage_error(exc, self, "read") from None
-
-    def read_all(self) -> bytes:
-        """The whole (small) object; StorageError when it is gone."""
-        data = self.read_bytes()
-        if data is None:
-            raise StorageError(f"{self.uri}: cannot read: not found (it was there when the run listed it)")
-        return data
-
-    def open_input(self) -> IO[bytes]:
-        """A buffered, streaming reader; `.gz` objects are decompressed on the way."""
-        try:
-            return io.BufferedReader(self.fs.open_input_stream(self.path), READ_BUFFER)
-        except OSError as exc:
-            raise storage_error(exc, self, "open") from None
-
-    def read_bytes(self) -> bytes | None:
-        """The whole (small) object, or None when it does not exist."""
-        try:
-            with self.fs.open_input_stream(self.path, compression=None) as stream:
-                return bytes(stream.read())
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise storage_error(exc, self, "read") from None
-
-    def write_bytes(self, data: Any, before_commit: Callable[[], None] | None = None) -> None:
-        """One object, one upload, committed by `close()`. Raises OSError: callers decide what it means.
-
-        `before_commit` runs with the bytes sent but not committed (a test hook for crashes)."""
-        stream = self.fs.open_output_stream(self.path, compression=None)
-        try:
-            stream.write(data)
-            if before_commit is not None:
-                before_commit()
-        except BaseException:
-            _discard(stream, self)
-            raise
-        stream.close()
-
-    def delete(self) -> None:
-        try:
-            self.fs.delete_file(self.path)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise storage_error(exc, self, "delete") from None
-
-
-def _discard(stream: Any, location: Location) -> None:
-    """After a failed write: closing commits what was staged (pyarrow has no abort), so close, then delete.
-
-    If the service is gone for both, an empty object is a leftover the next run deletes; a truncated one
-    fails the next run's id scan by name, like a damaged local part."""
-    for step in (stream.close, lambda: location.fs.delete_file(location.path)):
-        with contextlib.suppress(OSError):
-            step()
-
-
-def locate(uri: str, env: Mapping[str, str] | None = None) -> Location:
-    """The filesystem and path for a storage URI, with credentials from the environment."""
-    env = os.environ if env is None else env
-    problem = check_uri(uri)
-    if problem:
-        raise StorageError(f"{uri}: {problem}")
-    scheme = uri.split("://", 1)[0].lower()
-    bucket, account, key = _split(uri)
-    if scheme in AZURE_SCHEMES:
-        return Location(azure_filesystem(AzureConfig.from_env(account, env, uri)), f"{bucket}/{key}", uri)
-    if scheme == "s3":
-        return Location(s3_filesystem(S3Config.from_env(env, uri), bucket, uri), f"{bucket}/{key}", uri)
-    try:
-        fs, path = pafs.FileSystem.from_uri(f"{scheme.replace('gcs', 'gs')}://{bucket}/{key}")
-    except (OSError, ValueError) as exc:
-        raise StorageError(f"{uri}: cannot reach the storage service: {first_line(exc)}") from None
-    return Location(fs, path, uri)
 
 
 # --------------------------------------------------------------------------- Azure configuration
@@ -384,37 +236,3 @@ def s3_filesystem(config: S3Config, bucket: str, uri: str) -> pafs.FileSystem:
             return pafs.S3FileSystem(**kwargs)
     except (OSError, ValueError, TypeError) as exc:
         raise StorageError(f"{uri}: cannot set up S3 access: {first_line(exc)}") from None
-
-
-# --------------------------------------------------------------------------- errors
-
-_REFUSED = ("AuthorizationFailure", "AuthenticationFailed", "AuthorizationPermissionMismatch", "InvalidAuthentication",
-            "NoAuthenticationInformation", "403 ", "401 ", "AccessDenied", "InvalidAccessKeyId",
-            "SignatureDoesNotMatch", "credential")
-_NO_CONTAINER = ("ContainerNotFound", "The specified container does not exist", "FilesystemNotFound",
-                 "NoSuchBucket")
-_AZURE_HINT = "check AZURE_STORAGE_* (or the Entra ID role, e.g. Storage Blob Data Contributor)"
-_CREDENTIAL_HINTS = {
-    **dict.fromkeys(AZURE_SCHEMES, _AZURE_HINT),
-    "s3": "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the role's S3 permissions) and AWS_ENDPOINT_URL",
-    **dict.fromkeys(("gs", "gcs"), "check GOOGLE_APPLICATION_CREDENTIALS (or the account's Storage roles)"),
-}
-
-
-def storage_error(exc: BaseException, location: Location, doing: str) -> StorageError:
-    """One line a person can act on, from pyarrow's multi-line service errors."""
-    text = str(exc)
-    if isinstance(exc, FileNotFoundError) or any(marker in text for marker in _NO_CONTAINER):
-        reason = "not found (check the container or bucket and the path)"
-    elif any(marker in text for marker in _REFUSED):
-        scheme = location.uri.split("://", 1)[0].lower()
-        reason = f"the storage service refused the credentials; {_CREDENTIAL_HINTS.get(scheme, _AZURE_HINT)}"
-    else:
-        reason = first_line(exc)
-    return StorageError(f"{location.uri}: cannot {doing}: {reason}")
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's text, redacted: service errors run to many lines."""
-    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return redact(line[:300])
