@@ -51,7 +51,7 @@ CASES = [
 ]
 
 
-def _charge(max_tokens: int, i: int) -> int:
+def charge(max_tokens: int, i: int) -> int:
     """Tokens the emulator charges for row i's request at arrival (the client estimates the same)."""
     return estimate_messages_tokens([{"role": "user", "content": chat_row(i)["text"]}]) + max_tokens
 
@@ -60,20 +60,26 @@ def _rows_for(case: Case, seconds: float) -> int:
     if case.rpm:
         return max(10, round(case.rpm / 60 * seconds))
     assert case.tpm
-    return max(10, round(case.tpm / 60 * seconds / _charge(case.max_tokens, 1000)))
+    return max(10, round(case.tpm / 60 * seconds / charge(case.max_tokens, 1000)))
 
 
 def _run_case(emulator: Emulator, case: Case, seconds: float, work: Path) -> dict[str, Any]:
     emulator.configure(rpm=case.rpm, tpm=case.tpm, window_s=1.0, latency_ms=LATENCY_MS)
     emulator.reset()
     count = _rows_for(case, seconds)
+    return send_chat_rows(emulator, work, f"quota {case.name}", count, case.max_tokens,
+                          {"concurrency": CONCURRENCY, "requests_per_minute": case.spec_rpm,
+                           "tokens_per_minute": case.spec_tpm})
+
+
+def send_chat_rows(emulator: Emulator, work: Path, label: str, count: int, max_tokens: int,
+                   limits: dict[str, Any]) -> dict[str, Any]:
+    """Run `count` chat rows through our client against the emulator; what it saw (rows, 429s, admissions)."""
     folder = Path(tempfile.mkdtemp(dir=work))
     try:
         rows = write_jsonl(folder / "in.jsonl", count, chat_row)
         spec = write_spec(folder, emulator.url, "chat", rows, deployment=DEPLOYMENT,
-                          params={"max_tokens": case.max_tokens},
-                          limits={"concurrency": CONCURRENCY, "requests_per_minute": case.spec_rpm,
-                                  "tokens_per_minute": case.spec_tpm})
+                          params={"max_tokens": max_tokens}, limits=limits)
         with measure() as spent:
             result = clients.run_ours(spec)
     finally:
@@ -81,8 +87,7 @@ def _run_case(emulator: Emulator, case: Case, seconds: float, work: Path) -> dic
     stats = emulator.stats()
     done = int(result.summary["rows_succeeded"])
     throttled = stats["by_status"].get("429", 0)
-    log(f"  quota {case.name}: {done}/{count} rows in {spent.wall_s:.1f} s, {stats['requests']} requests, "
-        f"{throttled} x 429")
+    log(f"  {label}: {done}/{count} rows in {spent.wall_s:.1f} s, {stats['requests']} requests, {throttled} x 429")
     return {"rows": count, "done": done, "wall_s": spent.wall_s, "requests": stats["requests"],
             "throttled": throttled, "admitted_times": stats["admitted_times"],
             "tokens_charged": stats["tokens_charged"]}

@@ -9,19 +9,14 @@ against its TPM, over the middle 80% of admitted requests and over the whole run
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import clients
-from bench.harness import Emulator, Figure, chat_row, log, measure, steady_rate, write_jsonl, write_spec
-from pipeline.tokens import estimate_messages_tokens
+from bench.harness import Emulator, Figure, steady_rate
+from bench.quota import CONCURRENCY, charge, send_chat_rows
 
 NAME = "ratio"
-DEPLOYMENT = "gpt-4o-mini"
-CONCURRENCY = 32
 LATENCY_MS = 50.0
 MAX_TOKENS = 100
 MIN_RATIO = 0.97
@@ -45,13 +40,8 @@ CASES = [
 ]
 
 
-def _our_estimate(i: int) -> int:
-    """Our estimate of row i's request (prompt + max_tokens): the emulator charges `factor` times this."""
-    return estimate_messages_tokens([{"role": "user", "content": chat_row(i)["text"]}]) + MAX_TOKENS
-
-
 def _rows_for(case: Case, seconds: float) -> int:
-    return max(10, round(case.tpm / 60 * seconds / (case.factor * _our_estimate(1000))))
+    return max(10, round(case.tpm / 60 * seconds / (case.factor * charge(MAX_TOKENS, 1000))))
 
 
 def _run_case(emulator: Emulator, case: Case, seconds: float, work: Path) -> dict[str, Any]:
@@ -59,23 +49,8 @@ def _run_case(emulator: Emulator, case: Case, seconds: float, work: Path) -> dic
                        token_count_factor=case.factor)
     emulator.reset()
     count = _rows_for(case, seconds)
-    folder = Path(tempfile.mkdtemp(dir=work))
-    try:
-        rows = write_jsonl(folder / "in.jsonl", count, chat_row)
-        spec = write_spec(folder, emulator.url, "chat", rows, deployment=DEPLOYMENT, params={"max_tokens": MAX_TOKENS},
-                          limits={"concurrency": CONCURRENCY, "tokens_per_minute": case.tpm})
-        with measure() as spent:
-            result = clients.run_ours(spec)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    stats = emulator.stats()
-    done = int(result.summary["rows_succeeded"])
-    throttled = stats["by_status"].get("429", 0)
-    log(f"  ratio {case.name}: {done}/{count} rows in {spent.wall_s:.1f} s, {stats['requests']} requests, "
-        f"{throttled} x 429")
-    return {"rows": count, "done": done, "wall_s": spent.wall_s, "requests": stats["requests"],
-            "throttled": throttled, "admitted_times": stats["admitted_times"],
-            "tokens_charged": stats["tokens_charged"]}
+    return send_chat_rows(emulator, work, f"ratio {case.name}", count, MAX_TOKENS,
+                          {"concurrency": CONCURRENCY, "tokens_per_minute": case.tpm})
 
 
 def _figures(case: Case, seen: dict[str, Any]) -> list[Figure]:

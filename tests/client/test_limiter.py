@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import selectors
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 
 from pipeline.client.limiter import HEADROOM, Pacer
 from pipeline.emulator.quotas import Limits, SlidingWindowQuota
+
+from ..virtual_time import VirtualTimeLoop
 
 
 async def arrivals(pacer: Pacer, n: int, tokens: int = 1) -> list[float]:
@@ -267,31 +267,6 @@ def test_after_a_cut_a_lone_spurious_429_does_not_cut_again() -> None:
 
 
 # ---- pacing by the service's own token count, and holds from evidence about the quota
-
-
-class _TimeTravel(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
-    """A selector that, instead of blocking, moves the clock to the next timer."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.now = 0.0
-
-    def select(self, timeout: float | None = None) -> list[Any]:
-        if timeout is None:
-            raise RuntimeError("deadlock: every task waits and no timer is set")
-        self.now += max(timeout, 1e-6)  # always a little: aiolimiter re-arms a timer due "now" forever
-        return super().select(0)
-
-
-class VirtualTimeLoop(asyncio.SelectorEventLoop):
-    """asyncio.sleep, call_at and aiolimiter read loop.time(): here it moves only when every task waits."""
-
-    def __init__(self) -> None:
-        self._travel = _TimeTravel()
-        super().__init__(self._travel)
-
-    def time(self) -> float:
-        return self._travel.now
 
 
 @dataclass
