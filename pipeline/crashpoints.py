@@ -25,6 +25,7 @@ class CrashPoint(enum.StrEnum):
     PART_UPLOADING = "part.uploading"  # a cloud part being uploaded
     FILE_WRITTEN = "file.written"  # an output file's temp written, not renamed
     LIMITER_HOLD = "limiter.hold"  # every worker held by a 429
+    CHUNK_SAVED = "chunk.saved"  # a long recording's chunk answered and saved, its row not yet written
     BATCH_UPLOADED = "batch.uploaded"  # batch mode: input uploaded and recorded, no batch yet
     BATCH_CREATED = "batch.created"  # batch mode: the batch exists but is not recorded
     BATCH_FLUSHED = "batch.flushed"  # batch mode: results committed, the batch not yet marked collected

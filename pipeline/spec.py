@@ -160,6 +160,14 @@ class LimitsSpec:
 
 
 @dataclass(frozen=True)
+class AudioSpec:
+    """[audio]: how transcription and translation treat recordings (every key optional)."""
+
+    max_chunk_seconds: float | None = None  # None: what the model accepts (every current model: 1380 s)
+    compress: bool = True  # re-encode an upload when that makes it much smaller (Ogg/Opus, 16 kHz mono)
+
+
+@dataclass(frozen=True)
 class PricingSpec:
     input_per_1m: float | None = None
     output_per_1m: float | None = None
@@ -178,6 +186,7 @@ class JobSpec:
     params: dict[str, Any]
     pricing: PricingSpec
     source_file: Path | None = None
+    audio: AudioSpec = field(default_factory=AudioSpec)
 
     def deployments(self) -> list[DeploymentSpec]:
         """Where requests go: the [[service.deployments]] entries, or [service] itself as the only one."""
@@ -343,8 +352,9 @@ def parse_spec(raw: dict[str, Any], source: Path, env: dict[str, str] | None = N
     params = top.take("params", dict, {})
     _check_params(params, endpoint, top)
     pricing = _parse_pricing(top.sub("pricing"))
+    audio = _parse_audio(top, endpoint)
     top.finish()
-    return JobSpec(name, endpoint, input_spec, output_spec, service, limits, params, pricing, source)
+    return JobSpec(name, endpoint, input_spec, output_spec, service, limits, params, pricing, source, audio)
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -624,6 +634,17 @@ def _check_params(params: dict[str, Any], endpoint: str, top: _Section) -> None:
     temperature = params.get("temperature")
     if temperature is not None and not (isinstance(temperature, int | float) and 0 <= temperature <= 2):
         raise top.error("params.temperature", f"must be a number from 0 to 2, got {temperature!r}")
+
+
+def _parse_audio(top: _Section, endpoint: str) -> AudioSpec:
+    if "audio" in top.data and endpoint not in ("transcription", "translation"):
+        raise top.error("audio", f"is read by transcription and translation only, not endpoint = \"{endpoint}\"; "
+                        "remove the section")
+    sec = top.sub("audio")
+    spec = AudioSpec(max_chunk_seconds=sec.take_positive("max_chunk_seconds", float, minimum=10),
+                     compress=sec.take("compress", bool, True))
+    sec.finish()
+    return spec
 
 
 def _parse_pricing(sec: _Section) -> PricingSpec:

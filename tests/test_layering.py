@@ -1,6 +1,7 @@
 """The package's layers, read from its import graph (every import, those inside functions too; imports
-only for type checkers left out): no cycle, pure endpoints, sources apart from the client, an emulator
-that knows nothing of the client or the engines, and no module using another's private names."""
+only for type checkers left out): no cycle, pure endpoints, sources apart from the client, media work
+(audio) apart from everything that sends, an emulator that knows nothing of the client or the engines,
+and no module using another's private names."""
 
 from __future__ import annotations
 
@@ -120,6 +121,9 @@ def test_no_import_cycle() -> None:
     ("pipeline.endpoints", ("pipeline.client", "pipeline.sinks", "pipeline.storage", "pipeline.checkpoint",
                             *ENGINES)),  # a source's Row is plain data: endpoints may name it
     ("pipeline.sources", ("pipeline.client", *ENGINES)),
+    # audio is media work only (decode, cut, encode): what is sent, and how, is the endpoint's and the engine's
+    ("pipeline.audio", ("pipeline.client", "pipeline.endpoints", "pipeline.sinks", "pipeline.sources",
+                        "pipeline.storage", "pipeline.checkpoint", "pipeline.emulator", *ENGINES)),
     ("pipeline.emulator", ("pipeline.client", "pipeline.sinks", "pipeline.sources", "pipeline.checkpoint",
                            *ENGINES)),
 ])

@@ -1,4 +1,4 @@
-"""Speech audio out, durations in.
+"""Speech audio out (what audio/speech answers; uploads are heard by hearing.py).
 
 Only `wav` and `pcm` are real, decodable audio (16-bit PCM, 24 kHz, mono, as
 OpenAI's TTS uses). `mp3`, `opus`, `aac` and `flac` answers start with the
@@ -16,8 +16,6 @@ import numpy as np
 
 SAMPLE_RATE = 24_000
 CHARS_PER_SECOND = 15.0  # about the pace of OpenAI's voices at speed 1.0
-# When an upload is not WAV, its duration is guessed from its size at 128 kbit/s.
-COMPRESSED_BYTES_PER_SECOND = 16_000
 
 SPEECH_CONTENT_TYPES = {
     "mp3": "audio/mpeg",
@@ -63,17 +61,6 @@ def wav_bytes(samples: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
         writer.setframerate(rate)
         writer.writeframes(samples.astype("<i2").tobytes())
     return out.getvalue()
-
-
-def audio_duration_s(data: bytes) -> float:
-    """Seconds of audio: exact for WAV, estimated from the size otherwise."""
-    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
-        try:
-            with wave.open(io.BytesIO(data), "rb") as reader:
-                return reader.getnframes() / float(reader.getframerate())
-        except (wave.Error, EOFError, ZeroDivisionError):
-            pass  # a WAV that `wave` cannot read (float, ADPCM...): fall back to size
-    return max(0.1, len(data) / COMPRESSED_BYTES_PER_SECOND)
 
 
 def _mp3(frames: int) -> bytes:

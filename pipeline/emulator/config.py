@@ -76,6 +76,10 @@ class EmulatorConfig:
     # If set, generated PNGs are this many pixels square whatever size was asked (cheap tests).
     image_size_px: int | None = None
     max_audio_bytes: int = MAX_AUDIO_BYTES
+    # Longer decoded audio is refused as the service refuses it; 0 keeps each model's own limit (gpt-4o(-mini)-
+    # transcribe 1500 s, diarize 1400 s, whisper none), so tests with short recordings can reach the refusal.
+    max_audio_seconds: float = knob(0.0, "Refuse audio longer than this many seconds, for every model (0: each "
+                                    "model's own limit).", minimum=0)
     region: str = "Sweden Central"
     # Marker faults of kind 429 advertise this wait in retry-after-ms.
     fault_retry_after_ms: int = 50

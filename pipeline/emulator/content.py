@@ -13,16 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.emulator.audio import SPEECH_CONTENT_TYPES, audio_duration_s, speech_audio
+from pipeline.emulator.audio import SPEECH_CONTENT_TYPES, speech_audio
 from pipeline.emulator.png import png_bytes, png_size
 from pipeline.emulator.prose import fit_to_tokens, generated_text, seed_of, words_for
 from pipeline.emulator.schema_fill import value_for_schema
-from pipeline.emulator.transcripts import Transcript, transcript_for
+from pipeline.emulator.transcripts import Transcript, transcript_for, words_for_pitch
 
 __all__ = [
     "SPEECH_CONTENT_TYPES",
     "Transcript",
-    "audio_duration_s",
     "default_dimensions",
     "embedding_vector",
     "fit_to_tokens",
@@ -35,6 +34,7 @@ __all__ = [
     "transcript_for",
     "value_for_schema",
     "words_for",
+    "words_for_pitch",
 ]
 
 

@@ -100,7 +100,7 @@ def _check_api_version(x: Exchange) -> None:
 
 async def _read_body(x: Exchange) -> None:
     if x.op.multipart:
-        form = await read_form(x.request, x.config.max_audio_bytes)
+        form = await read_form(x.request, x.config.max_audio_bytes, on_file=x.state.stats.uploaded)
         x.body, x.upload, x.upload_name = form.fields, form.file, form.filename
         return
     try:

@@ -21,6 +21,8 @@ class Stats:
         self.by_deployment: Counter[str] = Counter()
         self.tokens_by_deployment: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
+        self.upload_bytes = 0  # of the files multipart requests carried (audio), those refused as too large too
+        self.audio_refused: Counter[str] = Counter()  # uploads refused once decoded: "undecodable", "length"
         self.tokens_charged = 0
         self.throttled = 0
         self.in_flight = 0
@@ -46,14 +48,18 @@ class Stats:
         self.tokens_by_deployment[deployment] += tokens
         self.admitted_times.append(time.time())
 
+    def uploaded(self, size: int) -> None:
+        self.upload_bytes += size
+
     def snapshot(self, fault_markers: dict[str, int]) -> dict[str, Any]:
-        return {
+        snapshot: dict[str, Any] = {
             "requests": self.requests,
             "by_status": dict(self.by_status),
             "by_op": dict(self.by_op),
             "by_route": dict(self.by_route),
             "by_deployment": dict(self.by_deployment),
             "tokens_charged": self.tokens_charged,
+            "upload_bytes": self.upload_bytes,
             "tokens_by_deployment": dict(self.tokens_by_deployment),
             "throttled": self.throttled,
             "faults": dict(self.faults),
@@ -62,3 +68,6 @@ class Stats:
             "max_in_flight": self.max_in_flight,
             "admitted_times": list(self.admitted_times),
         }
+        if self.audio_refused:  # only once an upload was refused: other stats keep their shape
+            snapshot["audio_refused"] = dict(self.audio_refused)
+        return snapshot

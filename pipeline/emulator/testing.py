@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import tempfile
 import wave
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from pipeline.audio import samples
 from pipeline.emulator.config import EmulatorConfig
 from pipeline.emulator.server import EmulatorServer
 
@@ -37,12 +43,29 @@ def fault_marker(kind: str, times: int | str = 1) -> str:
     return f"[[fault:{kind}:{times}]]"
 
 
-def make_wav(seconds: float, rate: int = 16_000) -> bytes:
-    """A silent mono 16-bit WAV of the given length (an upload for transcription tests)."""
-    out = io.BytesIO()
-    with wave.open(out, "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(rate)
-        writer.writeframes(b"\x00\x00" * int(seconds * rate))
-    return out.getvalue()
+def make_wav(seconds: float, rate: int = 16_000, pitch: float = samples.pitch_for(0)) -> bytes:
+    """A mono 16-bit WAV of the given length holding one sentence (a tone burst, see pipeline.audio.samples)
+    from 0.1 s to 0.1 s before its end: real audio, in which the emulator hears one speech region."""
+    margin = 0.1 if seconds >= 0.5 else 0.0
+    sentence = samples.Sentence(margin, seconds - margin, pitch, int(pitch // samples.SPEAKER_BAND_HZ))
+    return recording(samples.Script((sentence,), seconds), "wav", rate)
+
+
+def recording(plan: samples.Script, fmt: str = "wav", rate: int = samples.RATE) -> bytes:
+    """The bytes of a recording of `plan` in `fmt` (an extension of samples.FORMATS: wav, mp3, ogg, flac...)."""
+    if fmt == "wav":  # the stdlib writes WAV, quicker than an encoder
+        out = io.BytesIO()
+        with wave.open(out, "wb") as writer:
+            writer.setnchannels(1)
+            writer.setsampwidth(2)
+            writer.setframerate(rate)
+            for block in samples.render(plan, rate):
+                writer.writeframes(block.astype(np.int16).tobytes())
+        return out.getvalue()
+    with tempfile.TemporaryDirectory() as folder:  # PyAV's muxers want a seekable file with a name
+        return samples.write(Path(folder) / f"recording.{fmt}", plan, rate=rate).read_bytes()
+
+
+def data_url(audio: bytes, mime: str = "audio/wav") -> str:
+    """`audio` as a data URL, as known_speaker_references[] takes it."""
+    return f"data:{mime};base64,{base64.b64encode(audio).decode()}"

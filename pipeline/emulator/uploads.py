@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,11 +21,13 @@ class Form:
     filename: str | None = None
 
 
-async def read_form(request: web.Request, max_file_bytes: int) -> Form:
+async def read_form(request: web.Request, max_file_bytes: int,
+                    on_file: Callable[[int], None] = lambda size: None) -> Form:
     """Fields as strings (repeated `name[]` fields as lists) and the `file` part's bytes.
 
     A file over the limit is read to the end before the 413 is sent: answering
     while the client is still uploading would look like a reset connection.
+    `on_file` is told the file part's size once it is read, kept or not (for stats).
     """
     if not request.content_type.startswith("multipart/"):
         raise invalid("Invalid Content-Type header (expected multipart/form-data).")
@@ -37,6 +40,7 @@ async def read_form(request: web.Request, max_file_bytes: int) -> Form:
         if part.name == "file":
             form.filename = part.filename
             form.file, oversize = await _read_limited(part, max_file_bytes)
+            on_file(oversize or len(form.file or b""))
         else:
             _add_field(form, part.name, await part.text())
     if oversize:

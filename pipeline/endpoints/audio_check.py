@@ -1,7 +1,7 @@
-"""Checks an audio file before upload: readable, not empty, under the size limit, and really
-the format its extension claims (magic bytes). A file that fails is never uploaded. The same checks
-apply to a local file and to an object in storage; the source side reads its size and first bytes
-(sources/files.py), these functions only judge them."""
+"""Checks an audio file before upload: readable, not empty, under the size limit (when one is given: a
+transcription job splits a longer file instead), and really the format its extension claims (magic bytes).
+A file that fails is never uploaded. The same checks apply to a local file and to an object in storage;
+the source side reads its size and first bytes (sources/files.py), these functions only judge them."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ HEADER_BYTES = 16
 
 CONTENT_TYPES = {
     "flac": "audio/flac", "mp3": "audio/mpeg", "mp4": "audio/mp4", "mpeg": "audio/mpeg", "mpga": "audio/mpeg",
-    "m4a": "audio/mp4", "ogg": "audio/ogg", "wav": "audio/wav", "webm": "audio/webm",
+    "m4a": "audio/mp4", "ogg": "audio/ogg", "oga": "audio/ogg", "wav": "audio/wav", "webm": "audio/webm",
 }
 AUDIO_EXTENSIONS = tuple(CONTENT_TYPES)
 
@@ -52,6 +52,7 @@ MAGIC: dict[str, tuple[Callable[[bytes], bool], str]] = {
     "wav": (_is_wav, "RIFF/WAVE"),
     "flac": (lambda head: head[:4] == b"fLaC", "fLaC"),
     "ogg": (lambda head: head[:4] == b"OggS", "OggS"),
+    "oga": (lambda head: head[:4] == b"OggS", "OggS"),
     "mp3": (_is_mpeg_audio, "an ID3 tag or MPEG frame sync"),
     "mpga": (_is_mpeg_audio, "an ID3 tag or MPEG frame sync"),
     "mpeg": (_is_mpeg, "an ID3 tag or MPEG frame sync"),
@@ -71,7 +72,7 @@ def content_matches(extension: str, head: bytes) -> bool:
     return check is not None and check[0](head)
 
 
-def audio_facts_problem(path: str, facts: FileFacts | None, max_bytes: int = MAX_AUDIO_BYTES) -> int:
+def audio_facts_problem(path: str, facts: FileFacts | None, max_bytes: int | None = MAX_AUDIO_BYTES) -> int:
     """The size of an audio file that may be uploaded; AudioFileError saying why not. `facts` is what
     the source side read of it (None: not read, as for a name that is not audio)."""
     name = PurePosixPath(path.replace("\\", "/")).name
@@ -98,11 +99,12 @@ def _unreadable(facts: FileFacts) -> str:
     return f"{facts.where}: cannot read the audio file ({facts.error})"
 
 
-def audio_problem(name: str, extension: str, size: int, head: bytes, max_bytes: int = MAX_AUDIO_BYTES) -> str | None:
+def audio_problem(name: str, extension: str, size: int, head: bytes,
+                  max_bytes: int | None = MAX_AUDIO_BYTES) -> str | None:
     """Why a file of this size and first bytes may not be uploaded as `extension` audio (None: it may)."""
     if size == 0:
         return f"{name}: the file is empty (0 bytes)"
-    if size > max_bytes:
+    if max_bytes is not None and size > max_bytes:
         return (f"{name}: {size / 1e6:.1f} MB is over the service's {max_bytes // (1024 * 1024)} MB upload limit; "
                 "split or compress it")
     if not content_matches(extension, head):

@@ -55,6 +55,8 @@ async def run_online_job(spec: JobSpec, options: RunOptions, plan: Preflight, ou
 async def _drive(job: OnlineJob, client: ServiceClient, router: Router) -> None:
     sizes = [d.pacer.max_request_tokens() for d in router.deployments]
     max_tokens = min((s for s in sizes if s), default=None)
+    if job.recordings is not None:  # chunks of recordings whose rows committed after the last cleanup
+        await asyncio.to_thread(job.recordings.store.forget_done, job.plan.done)
     producer = asyncio.create_task(job.produce(max_tokens))
     workers = [asyncio.create_task(job.work(client)) for _ in range(job.spec.limits.concurrency)]
     flusher = asyncio.create_task(job.flush_loop())
@@ -68,7 +70,8 @@ async def _drive(job: OnlineJob, client: ServiceClient, router: Router) -> None:
         for task in (producer, flusher, reporter, *workers):
             task.cancel()
         await asyncio.gather(producer, flusher, reporter, *workers, return_exceptions=True)
-        await job.flush()
+        if await job.flush() and job.uncommitted() == (0, 0) and job.recordings is not None:
+            await asyncio.to_thread(job.recordings.forget_committed)  # their rows are in results/ now
 
 
 async def _report_progress(job: Job, router: Router) -> None:

@@ -9,9 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+from pipeline.audio.errors import AudioDecodeError
 from pipeline.checkpoint import OutputFolder
+from pipeline.checkpoint.chunks import ChunkStore
 from pipeline.client.concurrency import piece_size
 from pipeline.client.service import ServiceClient
 from pipeline.core.exitcodes import ExitCode
@@ -19,7 +22,8 @@ from pipeline.core.job import Job
 from pipeline.core.options import RunOptions
 from pipeline.core.records import result_record
 from pipeline.crashpoints import CrashPoint, crash_point
-from pipeline.endpoints.base import HttpResponse, Item, RowError
+from pipeline.endpoints.base import HttpResponse, Item, Request, RowError
+from pipeline.endpoints.transcription import Transcription
 from pipeline.errors import (
     AnswerCountError,
     APIError,
@@ -35,6 +39,7 @@ from pipeline.errors import (
 )
 from pipeline.events import Done
 from pipeline.jobwide import SameRefusal, could_be_job_wide
+from pipeline.online.recordings import Answered, Recordings
 from pipeline.preflight import Preflight
 from pipeline.redact import get_logger, redact
 from pipeline.sinks.files import OutputFiles
@@ -48,6 +53,16 @@ from pipeline.storage import StorageError
 log = get_logger("pipeline")
 
 
+@dataclass
+class Answer:
+    """What a request (or a recording's chunks) gave: one result per row."""
+
+    results: list[dict[str, Any]]
+    response: HttpResponse
+    attempts: int
+    recording: Answered | None = None
+
+
 class OnlineJob(Job):
     """One run of a job through the online API."""
 
@@ -58,6 +73,10 @@ class OnlineJob(Job):
         self.files: OutputFiles | None = None  # where endpoints that write files put them (set by the engine)
         self._same_refusal = SameRefusal()
         self._held_refusals: list[tuple[list[Row], APIError]] = []  # failed once known to be the rows'
+        # Recordings too long or too big for one upload are sent in chunks (online/recordings.py).
+        self.recordings: Recordings | None = None
+        if isinstance(self.endpoint, Transcription):
+            self.recordings = Recordings(self.endpoint, ChunkStore(out.path))
 
     # ---- producing work (on the reader thread: sources.reader)
 
@@ -112,30 +131,53 @@ class OnlineJob(Job):
             batch = batch[cut:]
         request = self.endpoint.build(batch)
         try:
-            results, response, attempts = await client.call(request, self.endpoint.parse)
+            answer = await self._answer(client, batch, request)
+            if answer is None:
+                return  # stopped in the middle of a recording: its answered chunks are saved for the next run
             if self.endpoint.writes_files and self.files is not None:
-                results = await write_files(self.endpoint, request, results, self.files)
+                answer.results = await write_files(self.endpoint, request, answer.results, self.files)
         except APIError as error:
             await self._on_refusal(client, batch, error)
             return
-        except OutputWriteError as error:
-            self.stop(ExitCode.OUTPUT, str(error))
-            return
-        except JobAborted as error:
-            self.stop(ExitCode.ABORTED, str(error))
-            return
-        except FileNotFoundError as error:  # an input file removed after it was checked
-            gone = RowError(f"{error.filename or 'the input file'} disappeared before it was sent; restore it "
-                            "and run again")
-            self.fail_rows([item.row for item in batch], gone, "input")
-            return
-        except Exception as error:  # a bug must cost a failure row, never a silently lost row
-            log.exception("unexpected error while processing rows %s", [item.row.id for item in batch[:3]])
-            self.fail_rows([item.row for item in batch], error, "internal")
+        except Exception as error:
+            self._on_failure(batch, error)
             return
         self._on_first_success()
         await self.room_for(self.results)
-        self._add_answers(batch, results, response, attempts)
+        self._add_answers(batch, answer.results, answer.response, answer.attempts)
+        if answer.recording is not None and self.recordings is not None:
+            self.recordings.row_added(answer.recording)
+
+    def _on_failure(self, batch: list[Item], error: Exception) -> None:
+        """A request that ended without an answer for a reason other than the service's refusal."""
+        rows = [item.row for item in batch]
+        if isinstance(error, OutputWriteError):
+            self.stop(ExitCode.OUTPUT, str(error))
+        elif isinstance(error, JobAborted):
+            self.stop(ExitCode.ABORTED, str(error))
+        elif isinstance(error, AudioDecodeError):  # a corrupt or truncated recording fails alone
+            self.fail_rows(rows, RowError(f"{batch[0].payload.filename}: {error}"), "input")
+        elif isinstance(error, FileNotFoundError):  # an input file removed after it was checked
+            self.fail_rows(rows, RowError(f"{error.filename or 'the input file'} disappeared before it was sent; "
+                                          "restore it and run again"), "input")
+        else:  # a bug must cost a failure row, never a silently lost row
+            log.error("unexpected error while processing rows %s", [row.id for row in rows[:3]], exc_info=error)
+            self.fail_rows(rows, error, "internal")
+
+    async def _answer(self, client: ServiceClient, batch: list[Item], request: Request) -> Answer | None:
+        """One call's answers; for a recording the service cannot take whole, its chunks' answers stitched
+        into one (None: the run stopped before its last chunk)."""
+        if self.recordings is not None:
+            (item,) = batch
+            plan, source = await self.recordings.plan(item.payload)
+            if plan.chunked:
+                answered = await self.recordings.send(client, item, plan, source, self.stopping)
+                if answered is None:
+                    return None
+                result = self.recordings.endpoint.stitch(answered.chunks)
+                return Answer([result], answered.response(), answered.attempts, answered)
+        results, response, attempts = await client.call(request, self.endpoint.parse)
+        return Answer(results, response, attempts)
 
     def _add_answers(self, batch: list[Item], results: list[dict[str, Any]], response: HttpResponse,
                      attempts: int) -> None:

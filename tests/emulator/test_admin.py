@@ -15,6 +15,7 @@ STATS_KEYS = {
     "by_route",
     "by_deployment",
     "tokens_charged",
+    "upload_bytes",
     "tokens_by_deployment",
     "throttled",
     "faults",

@@ -1,4 +1,4 @@
-"""Multipart transcription and translation, including the 25 MB limit."""
+"""Multipart transcription and translation, including the 25 MB limit (what is heard: test_transcription_http.py)."""
 
 from __future__ import annotations
 
@@ -41,14 +41,15 @@ async def test_verbose_json_with_words_and_segments(emulator, session) -> None:
 async def test_json_is_default_and_deterministic(emulator, session) -> None:
     server = await emulator()
     url = azure_url(server.url, "whisper", "audio/transcriptions")
-    bodies = []
+    bodies, audio = [], make_wav(2.0)
     for _ in range(2):
-        async with session.post(url, data=form(make_wav(2.0)), headers=AZURE_KEY_HEADERS) as answer:
+        async with session.post(url, data=form(audio), headers=AZURE_KEY_HEADERS) as answer:
             bodies.append(await answer.json())
-    assert bodies[0] == bodies[1] and set(bodies[0]) == {"text"}
+    assert bodies[0] == bodies[1] and set(bodies[0]) == {"text"} and bodies[0]["text"]
+    assert server.stats()["upload_bytes"] == 2 * len(audio)
 
 
-@pytest.mark.parametrize(("fmt", "start"), [("text", ""), ("srt", "1\n00:00:00,000 --> "), ("vtt", "WEBVTT\n\n")])
+@pytest.mark.parametrize(("fmt", "start"), [("text", ""), ("srt", "1\n00:00:00,100 --> "), ("vtt", "WEBVTT\n\n")])
 async def test_text_formats_are_plain_text(emulator, session, fmt: str, start: str) -> None:
     server = await emulator()
     url = azure_url(server.url, "whisper", "audio/transcriptions")
@@ -86,6 +87,7 @@ async def test_files_over_25_mb_get_413(emulator, session) -> None:
         assert answer.status == 413
         body = await answer.json()
     assert "Maximum content size limit (26214400) exceeded" in body["error"]["message"]
+    assert server.stats()["upload_bytes"] == len(big)  # drained and counted, not kept
 
 
 async def test_prompt_field_carries_fault_markers(emulator, session) -> None:

@@ -1,4 +1,4 @@
-"""Deterministic content: vectors, text, JSON, PNG, audio, transcripts."""
+"""Deterministic content: vectors, text, JSON, PNG, speech audio (transcripts: test_transcripts.py)."""
 
 from __future__ import annotations
 
@@ -19,11 +19,8 @@ from pipeline.emulator.content import (
     png_bytes,
     png_size,
     speech_audio,
-    transcript_for,
     value_for_schema,
 )
-from pipeline.emulator.testing import make_wav
-from pipeline.emulator.transcripts import srt, verbose_json, vtt
 from pipeline.tokens import estimate_text_tokens
 
 
@@ -119,26 +116,3 @@ def test_wav_speech_decodes_and_grows_with_text() -> None:
 )
 def test_speech_formats_start_with_their_magic(fmt: str, magic: bytes) -> None:
     assert speech_audio("Some words to say", fmt).startswith(magic)
-
-
-def test_transcript_uses_wav_duration_and_rising_timestamps() -> None:
-    audio = make_wav(4.0)
-    transcript = transcript_for(audio)
-    assert transcript.duration == pytest.approx(4.0)
-    assert transcript == transcript_for(audio)
-    starts = [w.start for w in transcript.words]
-    assert starts == sorted(starts) and all(w.end >= w.start for w in transcript.words)
-    assert transcript.words[-1].end <= 4.0
-    body = verbose_json(transcript, {"word", "segment"})
-    assert body["segments"][0]["start"] == 0.0 and body["words"]
-    assert "words" not in verbose_json(transcript, {"segment"})
-
-
-def test_non_wav_duration_is_estimated_from_size() -> None:
-    assert transcript_for(b"\x00" * 32_000).duration == pytest.approx(2.0)
-
-
-def test_srt_and_vtt_layouts() -> None:
-    transcript = transcript_for(make_wav(2.0))
-    assert srt(transcript).startswith("1\n00:00:00,000 --> 00:00:")
-    assert vtt(transcript).startswith("WEBVTT\n\n00:00:00.000 --> 00:00:")

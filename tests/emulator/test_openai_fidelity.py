@@ -10,10 +10,12 @@ import numpy as np
 import openai
 import pytest
 from openai import AsyncAzureOpenAI, AzureOpenAI, OpenAI
+from openai.types.audio import TranscriptionDiarized
 
+from pipeline.audio import samples
 from pipeline.emulator import EmulatorConfig, EmulatorThread, embedding_vector
 from pipeline.emulator.content import png_size
-from pipeline.emulator.testing import fault_marker, make_wav
+from pipeline.emulator.testing import data_url, fault_marker, make_wav, recording
 
 API_VERSION = "2024-10-21"
 MESSAGES = [{"role": "user", "content": "Say something"}]
@@ -99,6 +101,33 @@ def test_transcription_formats(client: OpenAI) -> None:
     assert verbose.duration == pytest.approx(3.0)
     assert verbose.words and verbose.segments
     assert verbose.words[-1].end <= verbose.duration
+
+
+def test_diarized_json_is_parsed_as_transcription_diarized(client: OpenAI) -> None:
+    talk = samples.Script((samples.Sentence(0.3, 1.9, samples.pitch_for(0, 1), 1),
+                           samples.Sentence(2.5, 4.1, samples.pitch_for(0), 0)), 4.5)
+    answer = client.audio.transcriptions.create(
+        model="gpt-4o-transcribe-diarize", response_format="diarized_json", chunking_strategy="auto",
+        file=("talk.wav", recording(talk)),
+    )
+    assert isinstance(answer, TranscriptionDiarized)
+    assert [s.speaker for s in answer.segments] == ["A", "B"] and answer.task == "transcribe"
+    assert answer.text == " ".join(s.text for s in answer.segments) and answer.duration == pytest.approx(4.5)
+    named = client.audio.transcriptions.create(
+        model="gpt-4o-transcribe-diarize", response_format="diarized_json", chunking_strategy="auto",
+        file=("talk.wav", recording(talk)), known_speaker_names=["host"],
+        known_speaker_references=[data_url(make_wav(3.0, pitch=samples.pitch_for(5, 1)))],
+    )
+    assert [s.speaker for s in named.segments] == ["host", "A"]
+
+
+def test_gpt_4o_transcribe_json(client: OpenAI) -> None:
+    answer = client.audio.transcriptions.create(model="gpt-4o-transcribe", file=("a.wav", make_wav(2.0)))
+    assert answer.text
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.audio.transcriptions.create(model="gpt-4o-transcribe", file=("a.wav", make_wav(2.0)),
+                                           response_format="verbose_json")
+    assert refused.value.param == "response_format"
 
 
 def test_translation(client: OpenAI) -> None:

@@ -187,7 +187,7 @@ def test_parse_verbose_json(tmp_path: Path) -> None:
     (result,) = endpoint.parse(ONE_ROW, answer(VERBOSE))
     assert result["text"] == "Hello there. General Kenobi."
     assert (result["language"], result["duration"], result["format"]) == ("english", 4.5, "verbose_json")
-    assert result["segments"][1] == {"id": 1, "start": 2.0, "end": 4.5, "text": "General Kenobi."}
+    assert result["segments"][1] == {"id": 1, "start": 2.0, "end": 4.5, "text": "General Kenobi.", "speaker": None}
     assert result["words"][1] == {"word": "there", "start": 0.8, "end": 2.0}
 
 
@@ -195,7 +195,7 @@ def test_parse_json_and_text(tmp_path: Path) -> None:
     (result,) = make(tmp_path).parse(ONE_ROW, answer({"text": "Hi."}))
     assert result["text"] == "Hi." and result["segments"] is None and result["format"] == "json"
     (result,) = make(tmp_path, {"response_format": "text"}).parse(ONE_ROW, answer("Hi there.\n"))
-    assert result == {"text": "Hi there.", "format": "text"}
+    assert result == {"text": "Hi there.", "format": "text", "chunks": 1, "chunk_request_ids": ["req-1"]}
     assert make(tmp_path).usage([result]).audio_seconds == 0.0
 
 
@@ -264,3 +264,76 @@ def test_prepare_from_facts_alone_no_disk(tmp_path: Path) -> None:
     with pytest.raises(RowError, match="cannot read the audio file"):
         endpoint.prepare(gone)
     assert endpoint.needs(Row("notes.txt", {"path": "/nowhere/notes.txt"}, 2)) == []  # refused unread
+
+
+def make_for(tmp_path: Path, model: str, params: dict | None = None, audio: dict | None = None,
+             endpoint: str = "transcription") -> Transcription:
+    raw = {"name": "t", "endpoint": endpoint, "input": {"path": str(tmp_path)}, "output": {"path": str(tmp_path / "o")},
+           "service": {"provider": "openai", "model": model, "api_key_env": "K"}, "params": params or {}}
+    if audio is not None:
+        raw["audio"] = audio
+    cls = Translation if endpoint == "translation" else Transcription
+    return cls(parse_spec(raw, tmp_path / "job.toml", env={"K": "sk-test"}))
+
+
+@pytest.mark.parametrize(("model", "params", "endpoint", "message"), [
+    ("gpt-4o-transcribe", {"response_format": "verbose_json"}, "transcription",
+     "gpt-4o-transcribe answers only json or text, not 'verbose_json'"),
+    ("gpt-4o-mini-transcribe-2025-12-15", {"response_format": "srt"}, "transcription", "answers only json or text"),
+    ("whisper-1", {"response_format": "diarized_json"}, "transcription", "whisper answers only"),
+    ("gpt-4o-transcribe-diarize", {"prompt": "names: Ada"}, "transcription", "does not take a prompt"),
+    ("gpt-4o-transcribe", {"response_format": "json", "timestamp_granularities": ["word"]}, "transcription",
+     "timestamp_granularities"),
+    ("gpt-4o-transcribe", {}, "translation", "gpt-4o-transcribe does not translate"),
+])
+def test_a_model_refuses_what_it_does_not_accept_at_validate_time(tmp_path: Path, model: str, params: dict,
+                                                                  endpoint: str, message: str) -> None:
+    with pytest.raises(SpecError, match=message) as caught:
+        make_for(tmp_path, model, params, endpoint=endpoint)
+    assert "\n" not in str(caught.value) and "job.toml" in str(caught.value)
+
+
+def test_diarize_gets_chunking_strategy_and_no_prompt_context(tmp_path: Path) -> None:
+    endpoint = make_for(tmp_path, "gpt-4o-transcribe-diarize", {"response_format": "diarized_json"})
+    assert endpoint.params["chunking_strategy"] == "auto" and endpoint.max_chunk_s == 1380
+    assert endpoint.chunk_prompt("previous words") is None
+    whisper = make_for(tmp_path, "whisper-1", {"prompt": "Glossary: Kubernetes."}, audio={"max_chunk_seconds": 600})
+    assert whisper.max_chunk_s == 600
+    assert whisper.chunk_prompt("so we deployed it") == "Glossary: Kubernetes. so we deployed it"
+
+
+def test_upload_plans(tmp_path: Path) -> None:
+    endpoint = make_for(tmp_path, "gpt-4o-mini-transcribe")
+    assert endpoint.plan_upload(40_000_000, 3000.0, 12_000_000).chunked  # over 25 MB
+    assert endpoint.plan_upload(5_000_000, 1600.0, 6_000_000).chunked  # over the model's 1500 s
+    assert endpoint.plan_upload(10_000_000, 300.0, 1_300_000).chunked  # a WAV: re-encoding is 8x smaller
+    assert not endpoint.plan_upload(2_400_000, 300.0, 1_300_000).chunked  # an mp3: not worth it
+    assert not endpoint.plan_upload(500_000, 15.0, 60_000).chunked  # under 1 MiB: not worth the CPU
+    assert not endpoint.worth_probing(500_000) and endpoint.worth_probing(2_000_000)
+    assert make_for(tmp_path, "whisper", audio={"max_chunk_seconds": 30}).worth_probing(500_000)
+    as_is = make_for(tmp_path, "whisper", audio={"compress": False})
+    assert not as_is.plan_upload(10_000_000, 300.0, 1_300_000).chunked
+
+
+def test_audio_section_is_for_audio_endpoints_only(tmp_path: Path) -> None:
+    raw = {"name": "t", "endpoint": "embeddings", "input": {"path": str(tmp_path / "x.jsonl"), "text": "t"},
+           "output": {"path": str(tmp_path / "o")}, "audio": {"compress": False}}
+    with pytest.raises(SpecError, match="audio: is read by transcription and translation only"):
+        parse_spec(raw, tmp_path / "job.toml", env={})
+    with pytest.raises(SpecError, match="max_chunk_seconds: must be >= 10"):
+        make_for(tmp_path, "whisper", audio={"max_chunk_seconds": 5})
+
+
+def test_diarized_segments_keep_speakers_and_renumber(tmp_path: Path) -> None:
+    endpoint = make_for(tmp_path, "gpt-4o-transcribe-diarize", {"response_format": "diarized_json"})
+    body = {"text": "hi yo", "segments": [
+        {"type": "transcript.text.segment", "id": "seg_0", "start": 0.1, "end": 1.0, "text": "hi", "speaker": "A"},
+        {"type": "transcript.text.segment", "id": "seg_1", "start": 1.2, "end": 2.0, "text": "yo", "speaker": "B"}]}
+    (result,) = endpoint.parse(ONE_ROW, answer(body))
+    assert [(s["id"], s["speaker"]) for s in result["segments"]] == [(0, "A"), (1, "B")]
+    nan = {"text": "x", "segments": [{"start": float("nan"), "end": 1.0, "text": "x"}]}
+    with pytest.raises(InvalidResponseError, match="not a finite number"):
+        endpoint.parse(ONE_ROW, answer(json.dumps(nan)))
+    negative = {"text": "x", "segments": [{"start": -3, "end": 1.0, "text": "x"}]}
+    with pytest.raises(InvalidResponseError, match="timings are malformed"):
+        endpoint.parse(ONE_ROW, answer(negative))
