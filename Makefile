@@ -7,7 +7,7 @@ AZURITE_VERSION := 3.37.0
 AZURITE_DIR := .cache/azurite
 AZURITE_STAMP := $(AZURITE_DIR)/.installed-$(AZURITE_VERSION)
 
-.PHONY: setup demo test lint typecheck pytest bench soak emulator clean sample-data storage-emulator
+.PHONY: setup demo test lint typecheck pytest bench soak emulator clean sample-data long-audio storage-emulator
 
 setup: $(STAMP)
 
@@ -55,8 +55,12 @@ soak: setup
 emulator: setup
 	$(BIN)/pipeline emulator --port $${PORT:-8000}
 
-sample-data: setup
+sample-data: setup long-audio
 	$(BIN)/python scripts/build_sample_data.py
+
+# sample_data/long_audio/ (git-ignored; `make demo` builds it too): a 30-minute recording and two clips.
+long-audio: setup
+	$(BIN)/python scripts/make_long_recording.py --if-missing
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache .mypy_cache

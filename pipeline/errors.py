@@ -8,7 +8,9 @@
         ├── APIConnectionError    transport failed (reset, refused, truncated body)
         │   └── APITimeoutError
         ├── InvalidResponseError  2xx with a body we cannot parse, or a value its column cannot hold
-        │   └── AnswerCountError  not one result per input (several inputs: split the batch, don't retry)
+        │   ├── AnswerCountError  not one result per input (several inputs: split the batch, don't retry)
+        │   ├── SchemaMismatchError  a structured answer off its JSON schema ([limits] schema_attempts)
+        │   └── RefusalError      the model declined (message.refusal): not retried
         └── APIStatusError        an HTTP error status
             ├── BadRequestError            400
             │   └── ContentFilterError     400 content_filter / content_policy_violation
@@ -19,7 +21,8 @@
             ├── UnprocessableEntityError   422
             ├── RateLimitError             429
             │   ├── InsufficientQuotaError 429 insufficient_quota: billing, not pacing (exit 3)
-            │   └── RequestTooLargeError   429 for a request larger than the per-minute limit itself
+            │   ├── RequestTooLargeError   429 for a request larger than the per-minute limit itself
+            │   └── ResourceUnavailableError 429 resource_unavailable: flex capacity, not pacing
             └── InternalServerError        >= 500
 """
 
@@ -82,6 +85,17 @@ class InvalidResponseError(APIError):
     pass
 
 
+class SchemaMismatchError(InvalidResponseError):
+    """A structured answer that is not JSON, or does not match the job's JSON schema (a missing required
+    property, a wrong type, a value outside an enum). Retried up to [limits] schema_attempts, then a failure
+    row (code "schema_mismatch") whose detail keeps the raw content."""
+
+
+class RefusalError(InvalidResponseError):
+    """The model declined (chat `message.refusal`, a Responses `refusal` part): a failure row with its
+    reason (code "refusal"), never a success with empty columns. Not retried: asked again it declines again."""
+
+
 @dataclass
 class AnswerCountError(InvalidResponseError):
     """An answer with more or fewer results than the request had inputs (a gateway that answers 16
@@ -138,6 +152,12 @@ class RequestTooLargeError(RateLimitError):
     Requested 50000"): it can never be admitted, so it fails its row (a batch is split) and holds no one."""
 
 
+class ResourceUnavailableError(RateLimitError):
+    """429 `resource_unavailable`: flex processing (`service_tier = "flex"`) has no capacity right now. It says
+    nothing about the job's quota, so it neither holds the other workers nor cuts the pacing rate: the
+    request alone waits and tries again."""
+
+
 class InternalServerError(APIStatusError):
     pass
 
@@ -165,6 +185,8 @@ RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 def is_retryable(error: BaseException) -> bool:
     """Transient failures worth another attempt (the openai SDK's rule, minus x-should-retry)."""
+    if isinstance(error, RefusalError):
+        return False
     if isinstance(error, APIConnectionError | InvalidResponseError):
         return True
     if isinstance(error, InsufficientQuotaError | RequestTooLargeError):
@@ -178,7 +200,7 @@ def is_retryable(error: BaseException) -> bool:
 # unreachable, slow or out of quota at the time. A plain rerun sends it again (preflight), unlike a
 # refusal of the row itself (400, content filter, a bad answer), which only --retry-failed sends again.
 TRANSIENT_ERROR_CLASSES = frozenset({"APIConnectionError", "APITimeoutError", "RateLimitError",
-                                     "InternalServerError"})
+                                     "ResourceUnavailableError", "InternalServerError"})
 
 
 def is_transient_failure(stage: str | None, error_class: str | None, status: int | None) -> bool:

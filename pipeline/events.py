@@ -29,6 +29,9 @@ class Done:
     tokens_out: int = 0
     images: int = 0
     audio_seconds: float = 0.0
+    tokens_cached: int = 0  # of tokens_in
+    tokens_reasoning: int = 0  # of tokens_out
+    requests: int = 1  # a long recording's row is answered by several requests (its chunks)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,10 @@ from pipeline.spec import JobSpec, PricingSpec
 
 # model name prefix -> (input per 1M tokens, output per 1M tokens, per image, per audio minute)
 DEFAULT_PRICES: dict[str, tuple[float, float, float, float]] = {
+    "gpt-5-mini": (0.25, 2.00, 0, 0),
+    "gpt-5": (1.25, 10.00, 0, 0),
+    "o4-mini": (1.10, 4.40, 0, 0),
+    "o3": (2.00, 8.00, 0, 0),
     "gpt-4o-mini": (0.15, 0.60, 0, 0),
     "gpt-4o": (2.50, 10.00, 0, 0),
     "gpt-4.1-nano": (0.10, 0.40, 0, 0),
@@ -29,6 +33,13 @@ DEFAULT_PRICES: dict[str, tuple[float, float, float, float]] = {
 }
 
 
+# Cached input tokens cost this share of the input price (Azure and OpenAI list prices, 2025-26): a tenth
+# for gpt-5, a quarter for gpt-4.1, o3 and o4-mini, half for gpt-4o, o1 and o3-mini (and unknown models).
+CACHED_SHARE: dict[str, float] = {"gpt-4.1": 0.25, "gpt-5": 0.1, "o3": 0.25, "o4-mini": 0.25, "o3-mini": 0.5,
+                                  "o1": 0.5, "gpt-4o": 0.5}
+DEFAULT_CACHED_SHARE = 0.5
+
+
 @dataclass(frozen=True)
 class Prices:
     input_per_1m: float
@@ -37,9 +48,15 @@ class Prices:
     per_audio_minute: float
     estimated: bool  # True when taken from the defaults, not the spec
     source: str
+    cached_input_per_1m: float | None = None  # None: the same as input (no cache discount known)
 
-    def cost(self, tokens_in: int, tokens_out: int, images: int = 0, audio_seconds: float = 0.0) -> float:
-        return (tokens_in / 1e6 * self.input_per_1m + tokens_out / 1e6 * self.output_per_1m
+    def cost(self, tokens_in: int, tokens_out: int, images: int = 0, audio_seconds: float = 0.0,
+             tokens_cached: int = 0) -> float:
+        """`tokens_cached` is the part of `tokens_in` read from the prompt cache, at its own price."""
+        cached_price = self.input_per_1m if self.cached_input_per_1m is None else self.cached_input_per_1m
+        cached = min(tokens_cached, tokens_in)
+        return ((tokens_in - cached) / 1e6 * self.input_per_1m + cached / 1e6 * cached_price
+                + tokens_out / 1e6 * self.output_per_1m
                 + images * self.per_image + audio_seconds / 60 * self.per_audio_minute)
 
 
@@ -54,12 +71,24 @@ def prices_for(spec: JobSpec) -> Prices | None:
         (given.input_per_1m, given.output_per_1m, given.per_image, given.per_audio_minute), base, strict=True)]
     estimated = not _any_given(given)
     source = "default list prices (estimate)" if estimated else "[pricing] in the spec"
-    return Prices(values[0], values[1], values[2], values[3], estimated=estimated, source=source)
+    cached = given.cached_input_per_1m
+    if cached is None:
+        cached = values[0] * _cached_share(spec.service.model_name)
+    return Prices(values[0], values[1], values[2], values[3], estimated=estimated, source=source,
+                  cached_input_per_1m=cached)
+
+
+def _cached_share(model: str) -> float:
+    name = model.lower()
+    for prefix in sorted(CACHED_SHARE, key=len, reverse=True):
+        if name.startswith(prefix):
+            return CACHED_SHARE[prefix]
+    return DEFAULT_CACHED_SHARE
 
 
 def _any_given(pricing: PricingSpec) -> bool:
     return any(v is not None for v in (pricing.input_per_1m, pricing.output_per_1m, pricing.per_image,
-                                       pricing.per_audio_minute))
+                                       pricing.per_audio_minute, pricing.cached_input_per_1m))
 
 
 def _default_for(model: str) -> tuple[float, float, float, float] | None:

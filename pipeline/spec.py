@@ -5,6 +5,7 @@ Validation happens here, once; the rest of the code trusts these types.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -20,7 +21,8 @@ from pipeline.errors import SpecError
 
 # The options that take one of a few values: each type is the one list of its values (the tuples below,
 # read from the types, are what the spec checks and its errors name, in this order).
-EndpointKind = Literal["embeddings", "chat", "completions", "transcription", "translation", "images", "speech"]
+EndpointKind = Literal["embeddings", "chat", "completions", "transcription", "translation", "images", "speech",
+                       "responses"]
 Provider = Literal["azure", "openai", "emulator"]  # OpenAI-compatible servers are "openai" with a base_url
 AuthMode = Literal["api-key", "entra", "none"]
 ApiStyle = Literal["classic", "v1"]  # azure: classic deployment routes or the v1 API
@@ -34,7 +36,7 @@ AUTH_MODES: tuple[AuthMode, ...] = get_args(AuthMode)
 API_STYLES: tuple[ApiStyle, ...] = get_args(ApiStyle)
 MODES: tuple[Mode, ...] = get_args(Mode)
 FALLBACKS: tuple[Fallback, ...] = get_args(Fallback)
-BATCH_ENDPOINTS: tuple[EndpointKind, ...] = ("chat", "embeddings", "completions")
+BATCH_ENDPOINTS: tuple[EndpointKind, ...] = ("chat", "embeddings", "completions", "responses")
 SIDECARS: tuple[Sidecar, ...] = get_args(Sidecar)
 SECRET_KEYS = ("api_key", "apikey", "key", "token", "password", "secret", "client_secret")
 DEFAULT_API_VERSION = "2024-10-21"
@@ -148,6 +150,7 @@ class LimitsSpec:
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
     max_attempts: int = 6
+    schema_attempts: int = 2  # attempts for an answer that misses the output schema (json_schema answers)
     timeout_s: float = 60.0
     batch_size: int = 256  # embeddings: inputs per request (<= 2048)
     batch_tokens: int = 32_000  # embeddings: estimated tokens per request
@@ -173,6 +176,7 @@ class PricingSpec:
     output_per_1m: float | None = None
     per_image: float | None = None
     per_audio_minute: float | None = None
+    cached_input_per_1m: float | None = None  # input tokens read from the prompt cache (default: the model's)
 
 
 @dataclass(frozen=True)
@@ -344,13 +348,16 @@ def parse_spec(raw: dict[str, Any], source: Path, env: dict[str, str] | None = N
     input_spec = _parse_input(top.sub("input"), endpoint, base)
     output_spec = _parse_output(top.sub("output"), endpoint, base, name)
     service = _parse_service(top.sub("service"), env if env is not None else dict(os.environ), base)
+    timeout_given = "timeout_s" in (top.data.get("limits") or {})
     limits = _parse_limits(top.sub("limits"), endpoint)
     if service.mode == "batch" and endpoint not in BATCH_ENDPOINTS:
         raise SpecError(f"{src}: [service] mode: the Batch API does not take endpoint = \"{endpoint}\"; "
                         f"batch mode supports {', '.join(BATCH_ENDPOINTS)}; use mode = \"online\"")
     _check_cloud(input_spec, output_spec, endpoint, service, src)
-    params = top.take("params", dict, {})
+    params = _with_schema_file(top.take("params", dict, {}), endpoint, base, top)
     _check_params(params, endpoint, top)
+    if params.get("service_tier") == "flex" and not timeout_given:
+        limits = dataclasses.replace(limits, timeout_s=FLEX_TIMEOUT_S)
     pricing = _parse_pricing(top.sub("pricing"))
     audio = _parse_audio(top, endpoint)
     top.finish()
@@ -392,8 +399,8 @@ def _parse_input(sec: _Section, endpoint: str, base: Path) -> InputSpec:
 def _check_input_mapping(spec: InputSpec, endpoint: str, sec: _Section) -> None:
     if endpoint in ("embeddings", "speech") and not spec.text:
         raise sec.error("text", f"required for endpoint = \"{endpoint}\": the column holding the text")
-    if endpoint == "chat" and not (spec.prompt or spec.messages or spec.template):
-        raise sec.error("prompt", "chat needs prompt = \"column\", messages = \"column\" "
+    if endpoint in ("chat", "responses") and not (spec.prompt or spec.messages or spec.template):
+        raise sec.error("prompt", f"{endpoint} needs prompt = \"column\", messages = \"column\" "
                         "or template = \"...{column}...\"")
     if endpoint in ("completions", "images") and not (spec.prompt or spec.template):
         raise sec.error("prompt", f"{endpoint} needs prompt = \"column\" or template = \"...{{column}}...\"")
@@ -600,6 +607,7 @@ def _parse_limits(sec: _Section, endpoint: str) -> LimitsSpec:
         requests_per_minute=sec.take_positive("requests_per_minute", int),
         tokens_per_minute=sec.take_positive("tokens_per_minute", int),
         max_attempts=sec.take_positive("max_attempts", int, 6),
+        schema_attempts=sec.take_positive("schema_attempts", int, 2),
         timeout_s=sec.take_positive("timeout_s", float, 60.0, minimum=0.01),
         batch_size=sec.take_positive("batch_size", int, 256),
         batch_tokens=sec.take_positive("batch_tokens", int, 32_000),
@@ -618,8 +626,40 @@ def _parse_limits(sec: _Section, endpoint: str) -> LimitsSpec:
     return spec
 
 
+# Flex processing answers slowly when capacity is short; OpenAI suggests waiting up to 15 minutes for one.
+FLEX_TIMEOUT_S = 900.0
+
+
+def _with_schema_file(params: dict[str, Any], endpoint: str, base: Path, top: _Section) -> dict[str, Any]:
+    """A json_schema answer format may name its schema in a file (`schema_file = "ticket.schema.json"`, from
+    the spec's folder): read it here, so that the request carries the schema itself."""
+    holder: Any = params.get("response_format")
+    key = "params.response_format.json_schema"
+    if endpoint == "responses":
+        holder, key = (params.get("text") or {}), "params.text.format"
+        holder = holder.get("format") if isinstance(holder, dict) else None
+    elif isinstance(holder, dict):
+        holder = holder.get("json_schema")
+    if not isinstance(holder, dict) or "schema_file" not in holder:
+        return params
+    if "schema" in holder:
+        raise top.error(f"{key}.schema_file", "give the schema inline (schema) or in a file (schema_file), not both")
+    path = _resolve(base, str(holder.pop("schema_file")))
+    try:
+        holder["schema"] = json.loads(path.read_text())
+    except OSError as exc:
+        raise top.error(f"{key}.schema_file", f"cannot read {path} ({exc.strerror or exc})") from None
+    except json.JSONDecodeError as exc:
+        raise top.error(f"{key}.schema_file", f"{path} is not JSON ({exc})") from None
+    return params
+
+
+# The Responses API's own `prompt` (a stored prompt template) is a parameter like any other there.
+RESPONSES_RESERVED = frozenset({"input", "model", "instructions"})  # instructions: [input] system
+
+
 def _check_params(params: dict[str, Any], endpoint: str, top: _Section) -> None:
-    reserved = {"input", "messages", "prompt", "file", "model"}
+    reserved = set(RESPONSES_RESERVED) if endpoint == "responses" else {"input", "messages", "prompt", "file", "model"}
     if endpoint in ("transcription", "translation"):
         reserved.discard("prompt")  # Whisper's prompt is one hint for the whole job, not a row's text
     for key in params:
@@ -627,7 +667,10 @@ def _check_params(params: dict[str, Any], endpoint: str, top: _Section) -> None:
             raise top.error(f"params.{key}", "is filled from the input rows / [service]; remove it from [params]")
     if endpoint == "embeddings" and "encoding_format" in params:
         raise top.error("params.encoding_format", "is always base64 (decoded to float32); remove it")
-    for key in ("max_tokens", "max_completion_tokens", "n", "dimensions"):
+    if endpoint == "responses" and params.get("background"):
+        raise top.error("params.background", "background responses must be polled for, which jobs do not do; "
+                        "remove it (batch mode, mode = \"batch\", is the way to run a job in the background)")
+    for key in ("max_tokens", "max_completion_tokens", "max_output_tokens", "n", "dimensions"):
         value = params.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise top.error(f"params.{key}", f"must be a positive integer, got {value!r}")

@@ -24,6 +24,8 @@ class RunStats:
     requests: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
+    tokens_cached: int = 0  # of tokens_in: prompt-cache hits
+    tokens_reasoning: int = 0  # of tokens_out: reasoning
     throttled: int = 0
     images: int = 0
     audio_seconds: float = 0.0
@@ -52,9 +54,11 @@ class RunStats:
         self.succeeded += event.rows
         self.images += event.images
         self.audio_seconds += event.audio_seconds
-        self.requests += 1
+        self.requests += event.requests
         self.tokens_in += event.tokens_in
         self.tokens_out += event.tokens_out
+        self.tokens_cached += event.tokens_cached
+        self.tokens_reasoning += event.tokens_reasoning
         self._sample_latency(event.latency_s)
 
     def _on_failed(self, event: Failed) -> None:
@@ -108,6 +112,8 @@ class RunStats:
             "throttled_429": self.throttled,
             "tokens_in": self.tokens_in,
             "tokens_out": self.tokens_out,
+            "tokens_cached": self.tokens_cached,
+            "tokens_reasoning": self.tokens_reasoning,
             "images": self.images,
             "audio_seconds": round(self.audio_seconds, 2),
             "failures_by_code": dict(self.failures_by_code),

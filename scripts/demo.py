@@ -14,9 +14,17 @@ def demo_jobs() -> list[Path]:
     return sorted((ROOT / "jobs").glob("*.toml"))
 
 
+def make_long_recording() -> int:
+    """jobs/transcribe_long.toml reads sample_data/long_audio/ (git-ignored): built once, a few seconds."""
+    print("\n=== sample_data/long_audio (scripts/make_long_recording.py) ===", flush=True)
+    return subprocess.call([sys.executable, "scripts/make_long_recording.py", "--if-missing"], cwd=ROOT)
+
+
 def main() -> int:
     pipeline = [sys.executable, "-m", "pipeline"]
     worst = 0
+    if make_long_recording() != 0:
+        print("could not build sample_data/long_audio: jobs/transcribe_long.toml will fail", flush=True)
     for job in demo_jobs():
         name = job.stem
         shutil.rmtree(ROOT / "out" / name, ignore_errors=True)  # a demo starts fresh

@@ -131,3 +131,13 @@ toml_values = st.recursive(
 def test_parsing_never_raises_anything_but_spec_error(raw: dict) -> None:
     with contextlib.suppress(SpecError):
         parse_spec(raw, Path("fuzz.toml"), env={})
+
+
+def test_a_responses_job_takes_chats_input_mapping_and_batch_mode(tmp_path: Path) -> None:
+    data = copy.deepcopy(BASE)
+    data.update(endpoint="responses", input={"path": "corpus.jsonl", "prompt": "text", "system": "Be brief."},
+                params={"max_output_tokens": 64, "prompt": {"id": "pmpt_1"}})
+    data["service"]["mode"] = "batch"
+    spec = load_spec(write(tmp_path, to_toml(data)), env={})
+    assert (spec.endpoint, spec.service.mode, spec.input.system) == ("responses", "batch", "Be brief.")
+    assert spec.params == {"max_output_tokens": 64, "prompt": {"id": "pmpt_1"}}  # a stored prompt is a parameter

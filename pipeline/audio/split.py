@@ -1,9 +1,11 @@
 """A recording of any length as consecutive chunks of at most max_chunk_s, cut in silences where it has any.
 
 Pull-based: decoding happens as chunks are asked for, and memory holds one window of max_chunk_s plus
-TAIL_S of samples, one decode block and the chunk being handed out. The same decoded stream always gives
-the same chunks (resume relies on it): a cut depends only on the window's samples, never on how the
-decoder happened to block them.
+TAIL_S of samples and one decode block; the window's array is handed out as the chunk, not copied. Between
+pulls a split holds only what the last cut left over (at most a quarter of max_chunk_s plus TAIL_S and the
+overlap): an engine keeps many recordings in flight, each paused between chunks. The same decoded stream
+always gives the same chunks (resume relies on it): a cut depends only on the window's samples, never on
+how the decoder happened to block them.
 
 A cut is looked for only once audio beyond the window exists, so a source of at most max_chunk_s is one
 chunk. The window reaches TAIL_S past max_chunk_s so that, when the stream ends within it, the last cut
@@ -74,29 +76,49 @@ class _Plan:
 
 
 class _Window:
-    """The samples not yet handed out in full: source samples [start, start + filled)."""
+    """The samples not yet handed out in full: source samples [start, start + filled). Between cuts the array
+    holds only what the last cut left over; it becomes a whole window once more audio comes, and that array
+    is handed out as the next chunk's samples."""
 
     def __init__(self, capacity: int) -> None:
-        self.data = np.empty(capacity, dtype=np.int16)
+        self.capacity = capacity
+        self.data = np.empty(0, dtype=np.int16)
         self.start = 0
         self.filled = 0
 
     @property
     def full(self) -> bool:
-        return self.filled == len(self.data)
+        return self.filled == self.capacity
 
     def take(self, block: np.ndarray, at: int) -> int:
         """Copy as much of block[at:] as fits; the index into block reached."""
-        count = min(len(block) - at, len(self.data) - self.filled)
+        count = min(len(block) - at, self.capacity - self.filled)
+        if self.filled + count > len(self.data):
+            self._grow()
         self.data[self.filled:self.filled + count] = block[at:at + count]
         self.filled += count
         return at + count
 
-    def drop(self, count: int) -> None:
-        """Forget the first `count` samples."""
-        self.data[:self.filled - count] = self.data[count:self.filled]
-        self.start += count
-        self.filled -= count
+    def hand_out(self, end: int, keep_from: int) -> np.ndarray:
+        """The first `end` samples as an array of their own; the window keeps a copy of those from `keep_from`
+        on, so that the array handed out is freed as soon as its chunk is dropped."""
+        kept = self.data[keep_from:self.filled].copy()
+        # In place (realloc): the rest of the window goes without a copy of the chunk. No view of the array
+        # outlives a call into this class, hence refcheck=False.
+        self.data.resize(end, refcheck=False)
+        head, self.data = self.data, kept
+        self.start += keep_from
+        self.filled -= keep_from
+        return head
+
+    def _grow(self) -> None:
+        """Room for a whole window, the leftover copied to its front."""
+        # One fresh array, not growth by realloc: numpy has the kernel back a fresh large array with huge pages,
+        # so filling it costs a few page faults rather than one per 4 kB (8 % of the CPU time of cutting a 10-minute
+        # WAV file). Pages never written take no memory, and hand_out gives them back.
+        grown = np.empty(self.capacity, dtype=np.int16)
+        grown[:self.filled] = self.data[:self.filled]
+        self.data = grown
 
 
 class _Chunker:
@@ -115,10 +137,9 @@ class _Chunker:
         hi = max(plan.lo, min(plan.max, window.filled - plan.tail)) if last else plan.max
         rate = plan.rate
         where = find_cut(window.data[:window.filled], rate, plan.lo / rate, min(plan.target, hi) / rate, hi / rate)
-        chunk = self._chunk(where.sample)
         after = where.sample if where.silent else where.sample - plan.overlap
+        chunk = self._chunk(where.sample, keep_from=after)
         self.overlap = where.sample - after
-        window.drop(after)
         return chunk
 
     def rest(self) -> Iterator[PcmChunk]:
@@ -126,12 +147,13 @@ class _Chunker:
         if self.window.filled > self.plan.max:
             yield self.cut(last=True)
         if self.window.filled > self.overlap:
-            yield self._chunk(self.window.filled)
+            yield self._chunk(self.window.filled, keep_from=self.window.filled)
 
-    def _chunk(self, end: int) -> PcmChunk:
-        window = self.window
-        chunk = PcmChunk(self.index, window.start, window.start + end, window.data[:end].copy(), self.overlap,
-                         self.plan.rate)
+    def _chunk(self, end: int, *, keep_from: int) -> PcmChunk:
+        """The window's first `end` samples as the next chunk; the window goes on from `keep_from`."""
+        start = self.window.start
+        samples = self.window.hand_out(end, keep_from)
+        chunk = PcmChunk(self.index, start, start + end, samples, self.overlap, self.plan.rate)
         self.index += 1
         return chunk
 

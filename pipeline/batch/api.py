@@ -20,7 +20,7 @@ from pipeline.client.auth import Auth
 from pipeline.client.retry import retry_cause, retry_policy
 from pipeline.client.service import USER_AGENT
 from pipeline.client.transport import MiB, build_form, proxy_for, raise_for_status, read_capped, typed_http_errors
-from pipeline.client.urls import api_url
+from pipeline.client.urls import api_url, routes_for
 from pipeline.endpoints.base import FormPart
 from pipeline.errors import InvalidResponseError
 from pipeline.events import EventSink, Retried, ignore
@@ -36,8 +36,9 @@ class BatchAPI:
 
     def __init__(self, spec: JobSpec, base_url: str, session: aiohttp.ClientSession, auth: Auth,
                  on_event: EventSink | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
-        self.service = spec.service
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, *, op: str = "") -> None:
+        # The Files and Batch routes of the API the lines go to (`op`'s: the v1 API for an op only it serves).
+        self.service = routes_for(spec.service, op)
         self.base_url = base_url
         self.session = session
         self.auth = auth

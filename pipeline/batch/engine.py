@@ -121,9 +121,10 @@ class BatchJob(Job):
         if self.prices is None:
             return 0.0
         total, online = self.stats, self.online_stats or RunStats()
-        batch = self.prices.cost(total.tokens_in - online.tokens_in, total.tokens_out - online.tokens_out)
+        batch = self.prices.cost(total.tokens_in - online.tokens_in, total.tokens_out - online.tokens_out,
+                                 tokens_cached=total.tokens_cached - online.tokens_cached)
         return batch * (BATCH_DISCOUNT if self.prices.estimated else 1.0) + self.prices.cost(
-            online.tokens_in, online.tokens_out)
+            online.tokens_in, online.tokens_out, tokens_cached=online.tokens_cached)
 
     async def run(self, api: BatchAPI) -> None:
         """Submit, poll and collect until no batch is open (or a stop)."""
@@ -347,7 +348,8 @@ class BatchJob(Job):
         self.results.add(result_record(row, result, request_id=line.request_id, attempts=1, latency_ms=None,
                                        deployment=self.deployment, keep=keep))
         usage = self.endpoint.usage([result])
-        self.emit(Done(rows=1, latency_s=response.latency_s, tokens_in=usage.tokens_in, tokens_out=usage.tokens_out))
+        self.emit(Done(rows=1, latency_s=response.latency_s, tokens_in=usage.tokens_in, tokens_out=usage.tokens_out,
+                       tokens_cached=usage.tokens_cached, tokens_reasoning=usage.tokens_reasoning))
         return "succeeded"
 
     def _fail_line(self, row: Row, error: APIError) -> None:
@@ -432,9 +434,9 @@ class OnlyRows:
 
 
 def _completion_ceiling(spec: JobSpec) -> int:
-    """Completion tokens one line may use at most: max_tokens (or max_completion_tokens) times n."""
+    """Completion tokens one line may use at most: max_tokens (or max_completion_tokens, max_output_tokens) times n."""
     params = spec.params
-    ceiling = params.get("max_completion_tokens") or params.get("max_tokens") or 0
+    ceiling = params.get("max_completion_tokens") or params.get("max_tokens") or params.get("max_output_tokens") or 0
     return int(ceiling) * int(params.get("n") or 1) if isinstance(ceiling, int) else 0
 
 
@@ -451,7 +453,7 @@ async def run_batch_job_async(spec: JobSpec, options: RunOptions, plan: Prefligh
     auth = make_auth(spec.service, options.credential)
 
     async with local_emulator(spec) as local_url, http_session(spec, BATCH_API_CONNECTIONS) as session:
-        api = BatchAPI(spec, local_url or spec.service.base_url or "", session, auth, job.emit)
+        api = BatchAPI(spec, local_url or spec.service.base_url or "", session, auth, job.emit, op=job.endpoint.op)
         try:
             with stop_on_signals(control, options.handle_signals):
                 await job.run(api)

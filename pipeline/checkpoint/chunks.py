@@ -11,6 +11,7 @@ results/ alone says what is done.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -84,6 +85,10 @@ class RecordingChunks:
             file.delete()
         for leftover in self.folder.leftovers():
             leftover.delete()
+        local = self.folder.local_path()
+        if local is not None:  # object stores have no folders to leave behind
+            with contextlib.suppress(OSError):
+                local.rmdir()
 
 
 class ChunkStore:

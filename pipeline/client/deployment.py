@@ -63,7 +63,6 @@ class Deployment:
         self._failures_in_row = 0
         self._cool_until = 0.0
         self._clock = clock
-        self._with_model = model_in_body(service)
         self.proxy = proxy_for(base_url) if base_url else None
         self._capacity: Capacity | None = None
 
@@ -80,12 +79,13 @@ class Deployment:
     def encode(self, request: Request) -> tuple[bytes | None, Callable[[], list[FormPart]] | None]:
         """The body for this deployment: classic Azure routes carry no `model`, the others do."""
         model = self.service.model_name
+        with_model = model_in_body(self.service, request.op)  # per op: some are on v1 routes whatever the style
         if request.json is None:
             build = request.form
-            if build is None or not self._with_model:
+            if build is None or not with_model:
                 return None, build
             return None, lambda: [FormPart("model", model), *build()]
-        payload = {**request.json, "model": model} if self._with_model else request.json
+        payload = {**request.json, "model": model} if with_model else request.json
         return json.dumps(payload, ensure_ascii=False).encode(), None
 
     def request_rate(self, typical_tokens: float | None = None) -> float:

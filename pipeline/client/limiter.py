@@ -194,10 +194,13 @@ class Pacer:
         return generation != self.generation or self._not_before > self._clock()
 
     async def _charge_new_buckets(self) -> None:
-        # aiolimiter starts empty and would let a whole capacity out at once: charge it first.
+        # aiolimiter starts empty and would let a whole capacity out at once: charge it first, all but one
+        # request's worth, so the first request goes at once (a quota of 3 RPM would hold it 20 s) and the
+        # rest follow at the rate. One more in the first window stays inside the HEADROOM under the quota.
         while self._uncharged:
             bucket = self._uncharged.pop()
-            await bucket.acquire(bucket.max_rate)
+            if bucket.max_rate > 1:
+                await bucket.acquire(bucket.max_rate - 1)
 
     async def _acquire_tokens(self, tokens: int, generation: int) -> Slot | None:
         """Pay `tokens` into the token bucket, then pass the one-second window check.

@@ -7,9 +7,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.stop import stop_base
 from tenacity.wait import wait_base, wait_exponential_jitter
 
-from pipeline.errors import AnswerCountError, APIError, is_retryable
+from pipeline.errors import AnswerCountError, APIError, SchemaMismatchError, is_retryable
 
 
 class wait_retry_after(wait_base):
@@ -37,12 +38,26 @@ def splits_instead(error: BaseException) -> bool:
 retry_transient = retry_if_exception(is_retryable) & retry_if_exception(lambda error: not splits_instead(error))
 
 
+class stop_schema_mismatch(stop_base):
+    """Stop once an answer has missed the output schema on `attempts` attempts: a model that answered off the
+    schema may be right the next time, but each attempt is paid for ([limits] schema_attempts)."""
+
+    def __init__(self, attempts: int) -> None:
+        self.attempts = attempts
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        return isinstance(error, SchemaMismatchError) and retry_state.attempt_number >= self.attempts
+
+
 def retry_policy(max_attempts: int, max_wait: float,
                  before_sleep: Callable[[RetryCallState], Any] | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> AsyncRetrying:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 schema_attempts: int = 2) -> AsyncRetrying:
     """The shared policy; call `.copy()` for each request (tenacity keeps per-call state on it)."""
     return AsyncRetrying(
-        stop=stop_after_attempt(max_attempts),
+        stop=stop_after_attempt(max_attempts) | stop_schema_mismatch(schema_attempts),
         retry=retry_transient,
         wait=wait_retry_after(wait_exponential_jitter(multiplier=0.5, max=min(8.0, max_wait), jitter=0.5), max_wait),
         before_sleep=before_sleep,

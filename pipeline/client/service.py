@@ -25,6 +25,7 @@ from pipeline.errors import (
     PermissionDeniedError,
     RateLimitError,
     RequestTooLargeError,
+    ResourceUnavailableError,
 )
 from pipeline.events import EventSink, Retried, Throttled, ignore
 from pipeline.redact import get_logger
@@ -55,7 +56,8 @@ class ServiceClient:
         self._log = RequestLog(log_bodies)
         self._timeout = aiohttp.ClientTimeout(total=spec.limits.timeout_s)
         self.health = ServiceHealth(spec.limits.max_outage_s, spec.limits.max_retry_wait_s)
-        self._policy = retry_policy(spec.limits.max_attempts, spec.limits.max_retry_wait_s, self._before_retry)
+        self._policy = retry_policy(spec.limits.max_attempts, spec.limits.max_retry_wait_s, self._before_retry,
+                                    schema_attempts=spec.limits.schema_attempts)
 
     def _before_retry(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
@@ -138,7 +140,7 @@ class ServiceClient:
         try:
             response = await send_once(self.session, url, headers, request, body, self._timeout, form,
                                        deployment.proxy, self.spec.limits.max_answer_bytes)
-        except (InsufficientQuotaError, RequestTooLargeError) as error:
+        except (InsufficientQuotaError, RequestTooLargeError, ResourceUnavailableError) as error:
             self._log.outcome(url, attempt, error=error, body=body)  # 429s that say nothing about the pacing window
             raise
         except RateLimitError as error:

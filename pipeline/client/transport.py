@@ -34,6 +34,7 @@ from pipeline.errors import (
     InsufficientQuotaError,
     InvalidResponseError,
     RequestTooLargeError,
+    ResourceUnavailableError,
     error_class_for_status,
 )
 from pipeline.redact import redact
@@ -51,6 +52,7 @@ ANSWER_CAPS: dict[str, int] = {
     "embeddings": EMBEDDINGS_ANSWER_CAP,
     "chat/completions": 16 * MiB,  # logprobs and n > 1 make answers far bigger than their text
     "completions": 16 * MiB,
+    "responses": 16 * MiB,  # as chat: reasoning summaries and annotations besides the text
     "audio/transcriptions": 8 * MiB,  # verbose_json with word timestamps of a 25 MB upload
     "audio/translations": 8 * MiB,
     "images/generations": 64 * MiB,  # n base64 PNGs
@@ -112,7 +114,7 @@ async def send_once(session: aiohttp.ClientSession, url: str, headers: dict[str,
             response_headers = _lower(resp.headers)
             await raise_for_status(resp, url)
             if request.accept == "sse":
-                events, ttft = await read_sse(resp, start, cap)
+                events, ttft = await read_sse(resp, start, cap, until_done=request.done_marker)
                 raw = b""
             else:
                 raw, events, ttft = await read_capped(resp, cap), [], None
@@ -268,10 +270,11 @@ def request_id_of(headers: dict[str, str]) -> str | None:
     return next((headers[name] for name in REQUEST_ID_HEADERS if headers.get(name)), None)
 
 
-async def read_sse(resp: aiohttp.ClientResponse, start: float,
-                   cap: int = DEFAULT_ANSWER_CAP) -> tuple[list[dict[str, Any]], float | None]:
-    """Read `data:` lines up to `[DONE]`; a stream that stops before it is a connection error,
-    an error event is the typed error it carries, and more than `cap` bytes is AnswerTooLargeError."""
+async def read_sse(resp: aiohttp.ClientResponse, start: float, cap: int = DEFAULT_ANSWER_CAP,
+                   until_done: bool = True) -> tuple[list[dict[str, Any]], float | None]:
+    """Read `data:` lines up to `[DONE]`; a stream that stops before it is a connection error (unless not
+    `until_done`: then the body's end ends it), an error event is the typed error it carries, and more than
+    `cap` bytes is AnswerTooLargeError."""
     if resp.content_type == "application/json":  # refused before any event: an error object, not a stream
         refuse_error_answer(resp.status, _lower(resp.headers), await read_capped(resp, cap), "json")
         raise InvalidResponseError("stream = true, but the service answered with JSON, not an event stream",
@@ -290,13 +293,24 @@ async def read_sse(resp: aiohttp.ClientResponse, start: float,
         if payload == b"[DONE]":
             return events, ttft
         event = _event_json(payload)
-        error = _error_in(event) or (event if named_error else None)
+        # A Responses `{"type": "error"}` event is one even without its `event: error` line.
+        error = _error_in(event) or (event if named_error or event.get("type") == "error" else None)
         if error is not None:
             raise error_from_object(error, _lower(resp.headers), event)
-        if ttft is None and any((c.get("delta") or {}).get("content") for c in event.get("choices") or []):
+        if ttft is None and _carries_text(event):
             ttft = time.perf_counter() - start
         events.append(event)
+    if not until_done:
+        return events, ttft
     raise APIConnectionError("the event stream ended before [DONE]")
+
+
+def _carries_text(event: dict[str, Any]) -> bool:
+    """Whether an event holds text of the answer (for the time to first token): a chat delta's content,
+    or a Responses `response.output_text.delta`."""
+    if event.get("type") == "response.output_text.delta":
+        return bool(event.get("delta"))
+    return any((c.get("delta") or {}).get("content") for c in event.get("choices") or [])
 
 
 async def _lines(resp: aiohttp.ClientResponse, cap: int) -> AsyncIterator[bytes]:
@@ -439,6 +453,8 @@ def _rate_limit_class(kind: str, message: str) -> type[APIStatusError]:
     """Which 429 this is: billing (insufficient_quota), a request that can never fit, or the pacing window."""
     if kind.lower() == "insufficient_quota":
         return InsufficientQuotaError
+    if kind.lower() == "resource_unavailable":
+        return ResourceUnavailableError
     sizes = LIMIT_REQUESTED.search(message)
     if TOO_LARGE_TEXT.search(message) or (sizes is not None and int(sizes.group(2)) > int(sizes.group(1))):
         return RequestTooLargeError

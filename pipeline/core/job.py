@@ -111,7 +111,9 @@ class Job:
 
     def cost(self) -> float:
         s = self.stats
-        return self.prices.cost(s.tokens_in, s.tokens_out, s.images, s.audio_seconds) if self.prices else 0.0
+        if self.prices is None:
+            return 0.0
+        return self.prices.cost(s.tokens_in, s.tokens_out, s.images, s.audio_seconds, tokens_cached=s.tokens_cached)
 
     def emit(self, event: Event) -> None:
         """Count an event, then hand it to the caller's callback (on the loop's thread, whoever emits)."""

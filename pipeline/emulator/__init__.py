@@ -3,10 +3,12 @@
 config.py   EmulatorConfig: quotas, latency, random faults, auth, content rules
 quotas.py   sliding-window RPM/TPM (pure)         charges.py  tokens charged at arrival
 faults.py   [[fault:KIND:N]] markers, random faults
-content.py  deterministic vectors, text, JSON, PNG, audio, transcripts
+content.py  deterministic vectors, text, JSON, PNG, audio, transcripts   schema_fill.py  JSON for a schema
+reasoning.py  reasoning models' tokens            caching.py  prompt prefixes seen (cached_tokens)
+inputs.py   a Responses body's input as chat messages
 hearing.py  uploads decoded into speech regions   transcribers.py  per-model audio limits and formats
 flow.py     one request: auth, body, deployment, validation, quota, filter, fault, answer
-ops/        one module per operation (embeddings, chat, completions, audio, images)
+ops/        one module per operation (embeddings, chat, completions, responses, audio, images)
 app.py      routes                                server.py   EmulatorServer, EmulatorThread
 """
 

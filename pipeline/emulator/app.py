@@ -9,6 +9,7 @@ from pipeline.emulator.config import EmulatorConfig
 from pipeline.emulator.exchange import AZURE, AZURE_V1, OPENAI
 from pipeline.emulator.flow import CONFIG, STATE, api_handler
 from pipeline.emulator.headers import add_headers
+from pipeline.emulator.ops import OPERATIONS
 from pipeline.emulator.ops.images import IMAGE_ROUTE
 from pipeline.emulator.state import EmulatorState
 
@@ -25,6 +26,10 @@ def build_app(config: EmulatorConfig, state: EmulatorState | None = None) -> web
     batches.add_routes(app)  # before the online routes: /v1/{op} would take POST /v1/files
     router = app.router
     router.add_post("/openai/deployments/{deployment}/{op:.+}", api_handler(AZURE))
+    # Operations without a deployment segment (Responses) on Azure's api-version routes: /openai/{op}?api-version=
+    unclassic = "|".join(op.path for op in OPERATIONS.values() if not op.classic)
+    if unclassic:
+        router.add_post(f"/openai/{{op:{unclassic}}}", api_handler(AZURE))
     router.add_post("/openai/v1/{op:.+}", api_handler(AZURE_V1))
     router.add_post("/v1/{op:.+}", api_handler(OPENAI))
     router.add_get(IMAGE_ROUTE, admin.get_image)

@@ -43,8 +43,9 @@ from pipeline.emulator.uploads import read_form
 
 PREFIXES = {AZURE: "/openai", AZURE_V1: "/openai/v1", OPENAI: "/v1"}
 # Batch endpoint -> operation. Azure's global batch takes no embeddings (reference section 7).
-ENDPOINT_OPS = {"/chat/completions": "chat/completions", "/completions": "completions", "/embeddings": "embeddings"}
-AZURE_ENDPOINTS = frozenset({"/chat/completions", "/completions"})
+ENDPOINT_OPS = {"/chat/completions": "chat/completions", "/completions": "completions", "/embeddings": "embeddings",
+                "/responses": "responses"}
+AZURE_ENDPOINTS = frozenset({"/chat/completions", "/completions", "/responses"})
 LINE_LIMITS = {AZURE: 100_000, AZURE_V1: 100_000, OPENAI: 50_000}
 MAX_FILE_BYTES = 200 * 1024 * 1024
 BATCH_FAIL_MARKER = "[[batchfail]]"

@@ -134,6 +134,18 @@ def image_prompt_filtered(azure: bool) -> Body:
     return body
 
 
+def operation_too_new(operation: str, since: str) -> Body:
+    """400 for an operation asked of an Azure api-version older than its first (Responses_Create ->
+    "Azure OpenAI Responses API is enabled only for api-version 2025-03-01-preview and later")."""
+    name = operation.split("_")[0]
+    return azure_error("BadRequest", f"Azure OpenAI {name} API is enabled only for api-version {since} and later")
+
+
+def flex_unavailable() -> Body:
+    """429 for a flex request the service has no capacity for now (the same on both services)."""
+    return openai_error("Resource unavailable, please try again later.", code="resource_unavailable")
+
+
 _FAULT_MESSAGES: dict[int, tuple[str, str, str | None]] = {
     # status: (Azure code, message, OpenAI type)
     400: ("BadRequest", "Injected fault: the request was rejected.", "invalid_request_error"),

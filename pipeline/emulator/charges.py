@@ -1,11 +1,11 @@
 """Tokens a request is charged at arrival, as Azure estimates them.
 
 Azure charges prompt tokens (estimated partly from character count) plus
-max_tokens at arrival, before any answer exists. The emulator does the same
-with `pipeline.tokens`, so a client that paces with these functions and the
-emulator count alike. Requests without max_tokens are charged the defaults in
-`config.DEFAULT_MAX_TOKENS`; images and audio are charged no tokens (their
-quotas are requests per minute).
+max_tokens at arrival, before any answer exists (the Responses API: input plus
+max_output_tokens). The emulator does the same with `pipeline.tokens`, so a
+client that paces with these functions and the emulator count alike. Requests
+without max_tokens are charged the defaults in `config.DEFAULT_MAX_TOKENS`;
+images and audio are charged no tokens (their quotas are requests per minute).
 """
 
 from __future__ import annotations
@@ -13,7 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.emulator.config import DEFAULT_MAX_TOKENS
+from pipeline.emulator.inputs import response_messages
 from pipeline.tokens import estimate_messages_tokens, estimate_text_tokens
+
+# The fields that cap an answer's tokens, per operation (chat and completions: the first of these set).
+_BUDGET_FIELDS: dict[str, tuple[str, ...]] = {"responses": ("max_output_tokens",)}
+_CHAT_BUDGET_FIELDS = ("max_completion_tokens", "max_tokens")
 
 
 def input_items(value: Any) -> list[Any]:
@@ -33,8 +38,9 @@ def item_tokens(item: Any) -> int:
 
 
 def answer_budget(op: str, body: dict[str, Any]) -> int:
-    """The most tokens one answer may take: max_completion_tokens, max_tokens, or the default."""
-    for name in ("max_completion_tokens", "max_tokens"):
+    """The most tokens one answer may take: max_completion_tokens, max_tokens (Responses: max_output_tokens),
+    or the default."""
+    for name in _BUDGET_FIELDS.get(op, _CHAT_BUDGET_FIELDS):
         value = body.get(name)
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -62,10 +68,16 @@ def completions_charge(body: dict[str, Any]) -> int:
     return prompt + answer_budget("completions", body) * _choices(body) * max(1, len(prompts))
 
 
+def responses_charge(body: dict[str, Any]) -> int:
+    """As chat: the input (instructions included) plus max_output_tokens, or the chat default."""
+    return estimate_messages_tokens(response_messages(body)) + answer_budget("responses", body)
+
+
 _CHARGES = {
     "embeddings": embeddings_charge,
     "chat/completions": chat_charge,
     "completions": completions_charge,
+    "responses": responses_charge,
 }
 
 

@@ -1,7 +1,7 @@
 """Compute-bound mode: a self-hosted server with no quota but one worker (`compute_ms_per_input`).
 
 Requests are computed one at a time in arrival order, each for `compute_ms_per_input` per unit of
-work: an embeddings input; for chat and completions, a token the answer may take (max_tokens, or
+work: an embeddings input; for chat, completions and responses, a token the answer may take (max_tokens, or
 the emulator's default, times n); any other request is one unit. As on a real inference server, a
 request whose client went away (a timeout) is computed all the same: the worker cannot tell, and
 whatever comes after it waits. The worker is modelled by the time it is next free, so its queue is
@@ -45,7 +45,7 @@ def work_units(op: str, body: dict[str, Any]) -> int:
     """How much a request costs the worker, in units of `compute_ms_per_input`."""
     if op == "embeddings":
         return max(1, len(input_items(body.get("input"))))
-    if op in ("chat/completions", "completions"):
+    if op in ("chat/completions", "completions", "responses"):
         n = body.get("n")
         return max(1, answer_budget(op, body)) * (n if isinstance(n, int) and n > 0 else 1)
     return 1

@@ -15,7 +15,7 @@ from typing import Any
 # What a request without max_tokens is charged for its answer at arrival.
 # Azure does not document its assumption; these are the emulator's, and the
 # client's estimate should use the same numbers (see charges.charge_tokens).
-DEFAULT_MAX_TOKENS: dict[str, int] = {"chat/completions": 1024, "completions": 16}
+DEFAULT_MAX_TOKENS: dict[str, int] = {"chat/completions": 1024, "completions": 16, "responses": 1024}
 
 MAX_AUDIO_BYTES = 25 * 1024 * 1024
 
@@ -97,6 +97,12 @@ class EmulatorConfig:
                                choices=(None, "litellm"))
     # "429" refuses an over-limit request; "hold" keeps it until its window has room and then answers it
     # (LiteLLM's default), so its answer comes late instead.
+    # Flex processing (service_tier "flex", chat and responses): answered this much later than the same request
+    # at the default tier, and at flex_unavailable_rate refused with flex's 429 "resource unavailable" (no
+    # quota charged, no x-ratelimit headers: it says nothing of the quota).
+    flex_latency_ms: float = knob(0.0, "Extra latency of a flex request (service_tier flex).", minimum=0)
+    flex_unavailable_rate: float = knob(0.0, "Share of flex requests refused with 429 resource_unavailable.",
+                                        probability=True)
     over_limit: str = knob("429", "hold: keep an over-limit request until its window has room, then answer it.",
                            show_default=True, choices=("429", "hold"))
 

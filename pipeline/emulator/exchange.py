@@ -46,6 +46,11 @@ class Operation:
     charge: Callable[[dict[str, Any]], int] = lambda body: 0  # tokens charged at arrival
     multipart: bool = False
     filter_style: str | None = None  # "prompt" or "image": how a blocked prompt is answered
+    tiers: bool = False  # takes `service_tier` (flex processing: flow.py)
+    # Answered under Azure's /openai/deployments/{deployment}/. False (the Responses API): the deployment is in
+    # body `model` on every route, Azure's /openai/{op}?api-version= too, and the deployment route is a 404.
+    classic: bool = True
+    azure_since: str | None = None  # the first api-version of Azure's routes that has the operation (None: all)
 
 
 @dataclass
@@ -62,6 +67,7 @@ class Exchange:
     upload_name: str | None = None  # its filename, whose extension the service checks
     decision: Decision | None = None
     truncate: bool = False  # a truncate fault: cut the answer mid-body
+    rate_headers: bool = True  # x-ratelimit-* on the answer (not on flex's "resource unavailable": no quota signal)
     outcome: str | None = None  # for stats when there is no status: "dropped", "truncated"
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 

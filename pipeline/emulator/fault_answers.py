@@ -58,6 +58,6 @@ def answer_fault(x: Exchange) -> str | None:
     return fault.kind
 
 
-def spoil_usage(usage: dict[str, Any], fault: str | None) -> dict[str, Any]:
-    """`nanusage`: prompt_tokens NaN, which json.dumps writes as a bare `NaN`."""
-    return {**usage, "prompt_tokens": float("nan")} if fault == "nanusage" else usage
+def spoil_usage(usage: dict[str, Any], fault: str | None, key: str = "prompt_tokens") -> dict[str, Any]:
+    """`nanusage`: prompt_tokens (Responses: input_tokens) NaN, which json.dumps writes as a bare `NaN`."""
+    return {**usage, key: float("nan")} if fault == "nanusage" else usage

@@ -17,7 +17,15 @@ servers and gateways have got it wrong; the operation applies them (see
     wrongdim      embeddings: `dimensions` ignored (native length; half of it when none is asked)
     nanvector     embeddings: the first vector holds NaN and Infinity
     fewervectors  embeddings: only the first vector, or none for a single input
-    nofinish      streams: [DONE] arrives but no chunk carries a finish_reason
+    nofinish      streams: [DONE] arrives but no chunk carries a finish_reason (Responses: the stream
+                  ends cleanly with no response.completed)
+    badjson       JSON answers (json_object, json_schema): the content is not JSON (cut in half), finish "stop"
+    schema        JSON answers: valid JSON the schema refuses (a required property missing, a wrong type or
+                  an enum value not in its list, picked by the input; json_object: an array)
+    refusal       chat and responses: the model refuses (message.refusal / a refusal content part)
+
+`flexbusy` is neither: a flex request (service_tier "flex") carrying it gets flex's 429 "resource
+unavailable" before any quota is charged, as `flex_unavailable_rate` draws it (flow.py).
 
 Random faults (`error_rate`, `drop_rate`, ...) draw from one RNG seeded by
 `seed`: the same arrival order gives the same faults.
@@ -36,8 +44,10 @@ STATUS_KINDS = frozenset(
 )
 BEHAVIOUR_KINDS = frozenset({"drop", "hang", "truncate", "invalidjson"})
 EXCHANGE_KINDS = STATUS_KINDS | BEHAVIOUR_KINDS
-ANSWER_KINDS = frozenset({"badindex", "nanusage", "contentparts", "wrongdim", "nanvector", "fewervectors", "nofinish"})
-FAULT_KINDS = EXCHANGE_KINDS | ANSWER_KINDS
+ANSWER_KINDS = frozenset({"badindex", "nanusage", "contentparts", "wrongdim", "nanvector", "fewervectors", "nofinish",
+                          "badjson", "schema", "refusal"})
+FLEX_KINDS = frozenset({"flexbusy"})
+FAULT_KINDS = EXCHANGE_KINDS | ANSWER_KINDS | FLEX_KINDS
 
 MARKER = re.compile(r"\[\[fault:([a-z0-9]+):(\d+|always)\]\]")
 
@@ -72,6 +82,10 @@ def parse_markers(texts: Iterable[str], kinds: frozenset[str] = FAULT_KINDS) -> 
     return list(found.values())
 
 
+def _flex_rng(seed: int) -> random.Random:
+    return random.Random(f"flex:{seed}")
+
+
 @dataclass(frozen=True)
 class RandomRates:
     error: float = 0.0
@@ -87,10 +101,19 @@ class FaultInjector:
     def __init__(self, seed: int = 0) -> None:
         self.seen: Counter[str] = Counter()
         self._rng = random.Random(seed)
+        self._flex_rng = _flex_rng(seed)
 
     def reset(self, seed: int) -> None:
         self.seen.clear()
         self._rng = random.Random(seed)
+        self._flex_rng = _flex_rng(seed)
+
+    def flex_unavailable(self, texts: Iterable[str], rate: float) -> bool:
+        """Whether a flex request finds no capacity: a `flexbusy` marker still due, or a draw under `rate`
+        (from its own RNG, so flex requests leave the random faults' sequence as it was)."""
+        if self.from_markers(texts, FLEX_KINDS) is not None:
+            return True
+        return rate > 0 and self._flex_rng.random() < rate
 
     def from_markers(self, texts: Iterable[str], kinds: frozenset[str] = EXCHANGE_KINDS) -> Fault | None:
         """Count this request against its markers of `kinds`; the first one still due fires."""

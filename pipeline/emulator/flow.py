@@ -1,7 +1,7 @@
 """One API request's way through the emulator: the service's checks, in its order.
 
-auth -> api-version -> body -> deployment -> validation -> quota (charged at
-arrival) -> content filter -> injected fault -> latency -> compute -> answer.
+auth -> api-version -> body -> deployment -> validation -> flex capacity -> quota
+(charged at arrival) -> content filter -> injected fault -> latency -> compute -> answer.
 Each check either passes or raises a `Rejection` that becomes the answer.
 """
 
@@ -20,7 +20,7 @@ from pipeline.emulator import bodies
 from pipeline.emulator.auth import auth_failure
 from pipeline.emulator.compute import compute
 from pipeline.emulator.config import EmulatorConfig
-from pipeline.emulator.exchange import AZURE, Exchange, Rejection
+from pipeline.emulator.exchange import AZURE, Exchange, Operation, Rejection
 from pipeline.emulator.fault_answers import BROKEN_JSON, drop, fault_rejection, send_truncated
 from pipeline.emulator.faults import Fault, RandomRates
 from pipeline.emulator.gateway import refusal_body, refusal_headers
@@ -48,7 +48,7 @@ def api_handler(flavor: str) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         request[STARTED] = time.monotonic()
         config, state = request.app[CONFIG], request.app[STATE]
-        op = OPERATIONS.get(request.match_info["op"])
+        op = _operation(request, flavor)
         state.stats.started(op.path if op else "unknown", flavor)
         if op is None:
             state.stats.finished("404", None)
@@ -68,6 +68,15 @@ def api_handler(flavor: str) -> Handler:
     return handle
 
 
+def _operation(request: web.Request, flavor: str) -> Operation | None:
+    """The operation a route names; on Azure's routes with an api-version, only where the service has it:
+    a classic operation under /deployments/{deployment}/, another (Responses) without that segment."""
+    op = OPERATIONS.get(request.match_info["op"])
+    if op is not None and flavor == AZURE and op.classic != ("deployment" in request.match_info):
+        return None
+    return op
+
+
 async def _answer(x: Exchange) -> web.StreamResponse:
     try:
         _check_auth(x)
@@ -75,6 +84,7 @@ async def _answer(x: Exchange) -> web.StreamResponse:
         await _read_body(x)
         _resolve_deployment(x)
         x.op.validate(x)
+        _check_flex_capacity(x)
         await _admit(x)
         check_content_filter(x)
         return await _respond(x, pick_fault(x))
@@ -95,6 +105,9 @@ def _check_api_version(x: Exchange) -> None:
     version = x.request.query.get("api-version", "")
     if not API_VERSION.match(version):
         raise Rejection(404, bodies.resource_not_found(True, x.request.method, x.request.path))
+    since = x.op.azure_since
+    if since is not None and version[:10] < since[:10]:
+        raise Rejection(400, bodies.operation_too_new(x.op.azure_name, since))
     x.api_version = version
 
 
@@ -113,7 +126,7 @@ async def _read_body(x: Exchange) -> None:
 
 
 def _resolve_deployment(x: Exchange) -> None:
-    if x.flavor == AZURE:
+    if x.flavor == AZURE and x.op.classic:
         x.deployment = x.request.match_info["deployment"]
     else:
         model = x.body.get("model") or ("dall-e-2" if x.op.path == "images/generations" else None)
@@ -122,6 +135,17 @@ def _resolve_deployment(x: Exchange) -> None:
         x.deployment = model
     if x.config.deployments is not None and x.deployment not in x.config.deployments:
         raise Rejection(404, bodies.deployment_not_found(x.azure, x.deployment))
+
+
+def _check_flex_capacity(x: Exchange) -> None:
+    """A flex request (service_tier "flex") finds no capacity at `flex_unavailable_rate` (or a `flexbusy`
+    marker): flex's 429, before any quota is charged and without x-ratelimit headers, as it is no quota signal."""
+    if not x.op.tiers or x.body.get("service_tier") != "flex":
+        return
+    if x.state.faults.flex_unavailable(x.op.texts(x), x.config.flex_unavailable_rate):
+        x.rate_headers = False
+        x.state.stats.flex_unavailable += 1
+        raise Rejection(429, bodies.flex_unavailable())
 
 
 async def _admit(x: Exchange) -> None:
@@ -187,6 +211,8 @@ async def _respond(x: Exchange, fault: Fault | None) -> web.StreamResponse:
         return web.Response(body=BROKEN_JSON, content_type="application/json")
     if x.config.latency_ms > 0:
         await asyncio.sleep(x.config.latency_ms / 1000)
+    if x.op.tiers and x.body.get("service_tier") == "flex" and x.config.flex_latency_ms > 0:
+        await asyncio.sleep(x.config.flex_latency_ms / 1000)  # flex is served when capacity allows: later
     await compute(x)
     x.truncate = kind == "truncate"
     response = await x.op.respond(x)

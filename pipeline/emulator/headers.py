@@ -40,7 +40,7 @@ async def add_headers(request: web.Request, response: web.StreamResponse) -> Non
         "x-request-id": x.request_id if x.azure else "req_" + uuid.UUID(x.request_id).hex,
     })
     headers["x-ms-region"] = x.config.region
-    decision = _decision(x)
+    decision = _decision(x) if x.rate_headers else None
     if decision is not None:
         _add_rate_headers(x, headers, decision)
     if not x.azure:

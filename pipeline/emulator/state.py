@@ -1,4 +1,4 @@
-"""The emulator's memory: stats, quota windows, fault counters, generated images."""
+"""The emulator's memory: stats, quota windows, fault counters, generated images, cached prompt prefixes."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from pipeline.emulator.caching import PromptCache
 from pipeline.emulator.compute import ComputeQueue
 from pipeline.emulator.faults import FaultInjector
 from pipeline.emulator.quotas import QuotaBook
@@ -45,6 +46,7 @@ class EmulatorState:
         self.faults = FaultInjector(seed)
         self.images = ImageStore()
         self.compute = ComputeQueue()
+        self.prompt_cache = PromptCache()
 
     def reset(self, seed: int) -> None:
         self.stats = Stats()
@@ -52,6 +54,7 @@ class EmulatorState:
         self.faults.reset(seed)
         self.images.clear()
         self.compute = ComputeQueue()
+        self.prompt_cache.clear()
 
     def snapshot(self) -> dict[str, Any]:
         snapshot = self.stats.snapshot(dict(self.faults.seen))

@@ -25,6 +25,7 @@ class Stats:
         self.audio_refused: Counter[str] = Counter()  # uploads refused once decoded: "undecodable", "length"
         self.tokens_charged = 0
         self.throttled = 0
+        self.flex_unavailable = 0  # flex requests answered "resource unavailable" (not throttled: no quota)
         self.in_flight = 0
         self.max_in_flight = 0
         self.admitted_times: deque[float] = deque(maxlen=ADMITTED_TIMES_KEPT)
@@ -70,4 +71,6 @@ class Stats:
         }
         if self.audio_refused:  # only once an upload was refused: other stats keep their shape
             snapshot["audio_refused"] = dict(self.audio_refused)
+        if self.flex_unavailable:  # likewise once a flex request found no capacity
+            snapshot["flex_unavailable"] = self.flex_unavailable
         return snapshot

@@ -7,6 +7,7 @@ from pipeline.endpoints.chat import Chat
 from pipeline.endpoints.completions import Completions
 from pipeline.endpoints.embeddings import Embeddings
 from pipeline.endpoints.images import Images
+from pipeline.endpoints.responses import Responses
 from pipeline.endpoints.speech import Speech
 from pipeline.endpoints.transcription import Transcription, Translation
 from pipeline.errors import SpecError
@@ -20,6 +21,7 @@ ENDPOINT_CLASSES: dict[str, type[Endpoint]] = {
     "translation": Translation,
     "images": Images,
     "speech": Speech,
+    "responses": Responses,
 }
 
 

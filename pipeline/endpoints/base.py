@@ -52,6 +52,9 @@ class Request:
     form: Callable[[], list[FormPart]] | None = None  # multipart, rebuilt for every attempt
     tokens: int = 1  # charged against TPM at send time (Azure's arrival estimate)
     accept: Literal["json", "text", "bytes", "sse"] = "json"
+    # An event stream ends with `data: [DONE]` (chat, completions), else it was cut off. False: it ends with
+    # the body (the Responses API, whose last event says how the answer ended: the endpoint checks it).
+    done_marker: bool = True
 
 
 @dataclass(slots=True)
@@ -304,6 +307,20 @@ def usage_counts(usage: Any, names: Iterable[str]) -> dict[str, int]:
             raise InvalidResponseError(f"the answer's usage.{name} is {value}, not a count of tokens")
         counts[name] = value
     return counts
+
+
+def detail_count(usage: Any, details: str, name: str) -> int | None:
+    """A count inside a usage details object (`completion_tokens_details.reasoning_tokens`...), checked like
+    usage_counts; None when the service sends no such detail."""
+    if not isinstance(usage, dict) or usage.get(details) is None:
+        return None
+    inner = usage[details]
+    if not isinstance(inner, dict):
+        raise InvalidResponseError(f"the answer's usage.{details} is {_kind(inner)}, not an object")
+    try:
+        return usage_counts(inner, (name,)).get(name)
+    except InvalidResponseError as exc:
+        raise InvalidResponseError(exc.message.replace("usage.", f"usage.{details}.")) from None
 
 
 TEXT_PART_TYPES = frozenset({"text", "output_text"})

@@ -76,6 +76,8 @@ class Usage:
     tokens_out: int = 0
     images: int = 0
     audio_seconds: float = 0.0
+    tokens_cached: int = 0  # of tokens_in: read from the prompt cache (billed at the cached price)
+    tokens_reasoning: int = 0  # of tokens_out: the model's hidden reasoning
 
 
 def safe_relative(name: str) -> str:

@@ -144,9 +144,11 @@ class OnlineJob(Job):
             return
         self._on_first_success()
         await self.room_for(self.results)
-        self._add_answers(batch, answer.results, answer.response, answer.attempts)
-        if answer.recording is not None and self.recordings is not None:
-            self.recordings.row_added(answer.recording)
+        recording = answer.recording
+        self._add_answers(batch, answer.results, answer.response, answer.attempts,
+                          requests=recording.sent if recording is not None else 1)
+        if recording is not None and self.recordings is not None:
+            self.recordings.row_added(recording)
 
     def _on_failure(self, batch: list[Item], error: Exception) -> None:
         """A request that ended without an answer for a reason other than the service's refusal."""
@@ -180,7 +182,7 @@ class OnlineJob(Job):
         return Answer(results, response, attempts)
 
     def _add_answers(self, batch: list[Item], results: list[dict[str, Any]], response: HttpResponse,
-                     attempts: int) -> None:
+                     attempts: int, requests: int = 1) -> None:
         """Buffer one result record per row of an answered request, and report what it cost."""
         latency_ms = round(response.latency_s * 1000, 2)
         for item, result in zip(batch, results, strict=True):
@@ -190,7 +192,9 @@ class OnlineJob(Job):
         crash_point(CrashPoint.RUNNER_ADDED)  # test hook: answered, buffered, not yet committed
         usage = self.endpoint.usage(results)
         self.emit(Done(rows=len(batch), latency_s=response.latency_s, tokens_in=usage.tokens_in,
-                       tokens_out=usage.tokens_out, images=usage.images, audio_seconds=usage.audio_seconds))
+                       tokens_out=usage.tokens_out, images=usage.images, audio_seconds=usage.audio_seconds,
+                       tokens_cached=usage.tokens_cached, tokens_reasoning=usage.tokens_reasoning,
+                       requests=requests))
         self.note_added(self.results)
 
     async def _on_refusal(self, client: ServiceClient, batch: list[Item], error: APIError) -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
+import av
 import numpy as np
 
 from pipeline.audio.decode import RATE, pcm_blocks
@@ -67,14 +68,17 @@ class Answered:
 
     saved: RecordingChunks
     chunks: list[ChunkAnswer] = field(default_factory=list)
+    sent: int = 0  # chunk requests answered in this run (saved answers of an earlier run are not)
     attempts: int = 0
-    latency_s: float = 0.0
+    latency_s: float = 0.0  # of the requests sent in this run, summed
     deployment: str | None = None
 
     def response(self) -> HttpResponse:
-        """The row's request id is its first chunk's; all of them are in chunk_request_ids."""
+        """The row's request id is its first chunk's; all of them are in chunk_request_ids. Its latency is
+        the mean of its requests' (the percentiles are per request, not per recording)."""
         first = self.chunks[0].request_id if self.chunks else None
-        return HttpResponse(200, {}, b"", self.latency_s, request_id=first, deployment=self.deployment)
+        return HttpResponse(200, {}, b"", self.latency_s / max(self.sent, 1), request_id=first,
+                            deployment=self.deployment)
 
 
 class Speakers:
@@ -109,12 +113,21 @@ class Recordings:
     def __init__(self, endpoint: Transcription, store: ChunkStore) -> None:
         self.endpoint = endpoint
         self.store = store
-        self.decode_slots = asyncio.Semaphore(os.cpu_count() or 2)
+        cpus = os.cpu_count() or 2
+        self.decode_slots = asyncio.Semaphore(cpus)
+        # Cutting ahead (the chunk after the one in flight) takes at most all but one slot: a recording's
+        # first chunk, which holds back its first request, always finds one.
+        self.ahead_slots = asyncio.Semaphore(max(1, cpus - 1))
         self.pending: list[RecordingChunks] = []  # answered recordings whose chunk objects go after the commit
 
     async def off_loop(self, call: Callable[..., T], *args: Any) -> T:
         async with self.decode_slots:
             return await asyncio.to_thread(call, *args)
+
+    async def ahead(self, call: Callable[..., T], *args: Any) -> T:
+        """Work that prepares a later request: it waits while first chunks need the CPU."""
+        async with self.ahead_slots:
+            return await self.off_loop(call, *args)
 
     async def plan(self, upload: AudioUpload) -> tuple[AudioPlan, Any]:
         """How the file goes up, and the source to cut it from (its path, or an object's bytes read once)."""
@@ -130,14 +143,15 @@ class Recordings:
     async def send(self, client: ServiceClient, item: Item, plan: AudioPlan, source: Any,
                    stopping: asyncio.Event) -> Answered | None:
         """Every chunk answered (from the service or saved), or None when the run stops first."""
-        saved_chunks = self.store.recording(item.row.id, f"{plan.max_chunk_s:g}s")
+        # Cuts are deterministic for one chunk length and one decoder: answers saved under another are not reused.
+        saved_chunks = self.store.recording(item.row.id, f"{plan.max_chunk_s:g}s av{av.__version__}")
         saved = await asyncio.to_thread(saved_chunks.load)
         cutter = _Cutter(split(source, max_chunk_s=plan.max_chunk_s), saved, self.endpoint.diarizes)
         sender = _ChunkSender(self, client, item, saved_chunks, saved)
         upcoming = asyncio.ensure_future(self.off_loop(cutter.next_piece))
         try:
             while (piece := await upcoming) is not None:
-                upcoming = asyncio.ensure_future(self.off_loop(cutter.next_piece))  # cut ahead while sending
+                upcoming = asyncio.ensure_future(self.ahead(cutter.next_piece))  # cut ahead while sending
                 await sender.answer(piece, depth=0)
                 if stopping.is_set():
                     return None
@@ -212,6 +226,7 @@ class _ChunkSender:
                                         0.0, None, split_s=max_s))
             await self._resplit(piece, max_s, depth)
             return
+        self.answered.sent += 1
         self.answered.attempts += attempts
         self.answered.latency_s += response.latency_s
         self.answered.deployment = response.deployment

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.audio import samples
+from pipeline.audio import samples, silence
 from pipeline.audio.silence import FRAME_S, Cut, find_cut, frame_levels_db, speech_regions
 
 RATE = 16_000
@@ -33,6 +33,31 @@ def test_levels_per_frame() -> None:
     assert levels[50:] == pytest.approx(-100.0)
     assert frame_levels_db(tone(1.0, level=0.5)) == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=0.1)
     assert len(frame_levels_db(np.empty(0, np.int16))) == 0
+
+
+def levels_in_one_pass(pcm: np.ndarray, rate: int) -> np.ndarray:
+    """frame_levels_db as it was before it squared in blocks: the whole signal squared at once."""
+    size = silence.frame_size(rate)
+    starts = np.arange(0, len(pcm), size)
+    squares = np.square(pcm, dtype=np.float32)
+    lengths = np.diff(np.append(starts, len(pcm)))
+    power = np.add.reduceat(squares, starts).astype(np.float64) / lengths
+    return 10.0 * np.log10(np.maximum(power / silence.FULL_SCALE**2, 10 ** (silence.SILENT_DB / 10)))
+
+
+@pytest.mark.parametrize("rate", [8_000, 16_000, 22_050, 44_100])
+@pytest.mark.parametrize("length", [1, 319, 321, 160_001, 3 * 160_000 + 7, 1_764_001])
+def test_levels_in_blocks_are_bit_identical_to_one_pass(rate: int, length: int) -> None:
+    """Full-scale noise: each frame's float32 sum is rounded, so any change in how it is summed shows."""
+    pcm = np.random.default_rng(length).integers(-32768, 32768, length, dtype=np.int16)
+    assert np.array_equal(frame_levels_db(pcm, rate), levels_in_one_pass(pcm, rate))
+
+
+@pytest.mark.parametrize("block_s", [FRAME_S, 0.07, 1.0])  # rounded to whole frames: 1, 4 and 50 per block
+def test_levels_do_not_depend_on_the_block_size(monkeypatch: pytest.MonkeyPatch, block_s: float) -> None:
+    pcm = np.concatenate([hiss(3.013, -30), tone(2.0), np.zeros(501, np.int16)])
+    monkeypatch.setattr(silence, "LEVEL_BLOCK_S", block_s)
+    assert np.array_equal(frame_levels_db(pcm), levels_in_one_pass(pcm, RATE))
 
 
 @pytest.mark.parametrize("noise_db", [-60.0, -55.0, -50.0, -45.0, -40.0])

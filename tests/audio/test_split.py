@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import tracemalloc
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
@@ -12,9 +13,10 @@ import psutil
 import pytest
 
 from pipeline.audio import samples
-from pipeline.audio.decode import RATE, pcm_blocks
+from pipeline.audio.decode import BLOCK_S, RATE, pcm_blocks
 from pipeline.audio.probe import Source
-from pipeline.audio.split import TAIL_S, PcmChunk, split
+from pipeline.audio.silence import find_cut
+from pipeline.audio.split import LO_SHARE, TAIL_S, TARGET_SHARE, PcmChunk, split
 
 PLAN = samples.script(90, speakers=2, seed=5)
 MAX_S = 20.0
@@ -136,3 +138,82 @@ def test_memory_stays_at_a_chunk_for_a_half_hour_recording(tmp_path: Path) -> No
         del chunk
     assert count >= 30
     assert peak - baseline < 30 * 2**20  # the decoded audio is 55 MiB
+
+
+def restated(pcm: np.ndarray, max_s: float, overlap_s: float = 1.0) -> list[tuple[int, int, int]]:
+    """(start, end, overlap) of each chunk by split's rule over the whole stream at once: while audio lies
+    beyond a window of max_s + TAIL_S from where the next chunk starts, cut in that window; then the rest."""
+    size, tail, overlap = round(max_s * RATE), round(TAIL_S * RATE), round(overlap_s * RATE)
+    lo, target = round(LO_SHARE * size), round(TARGET_SHARE * max_s * RATE)
+    chunks: list[tuple[int, int, int]] = []
+    start = carried = 0
+    while len(pcm) - start > size:
+        remaining = len(pcm) - start
+        hi = size if remaining > size + tail else max(lo, min(size, remaining - tail))
+        where = find_cut(pcm[start:start + size + tail], RATE, lo / RATE, min(target, hi) / RATE, hi / RATE)
+        chunks.append((start, start + where.sample, carried))
+        carried = 0 if where.silent else overlap
+        start += where.sample - carried
+    if len(pcm) - start > carried:
+        chunks.append((start, len(pcm), carried))
+    return chunks
+
+
+@pytest.mark.parametrize("max_s", [4.0, 17.3, MAX_S, 69.5, 89.9, 200.0])
+@pytest.mark.parametrize("name", ["speech.wav", "tone.flac"])
+def test_the_chunks_are_the_rule_applied_to_the_whole_stream(folder: Path, name: str, max_s: float) -> None:
+    """However the samples are buffered, the chunks are those of the rule, sample for sample."""
+    pcm = np.concatenate(list(pcm_blocks(folder / name)))
+    chunks = list(split(folder / name, max_chunk_s=max_s))
+    assert [(c.start, c.end, c.overlap) for c in chunks] == restated(pcm, max_s)
+    for chunk in chunks:
+        assert np.array_equal(chunk.samples, pcm[chunk.start:chunk.end])
+
+
+def _int16_bytes(seconds: float) -> int:
+    return round(seconds * RATE) * 2
+
+
+def warm_up(folder: Path) -> None:
+    """A split with cuts, so that what is imported or set up on first use is not counted as held."""
+    list(split(samples.write(folder / "warm.wav", samples.script(12)), max_chunk_s=4))
+
+
+def test_a_paused_split_holds_only_the_last_cuts_leftover(tmp_path: Path) -> None:
+    """An engine keeps many recordings in flight, each split paused between chunks: what it holds then is
+    what the last cut left over, far below a window (121 s of int16 = 3.9 MB here)."""
+    path = samples.write(tmp_path / "ten_minutes.wav", samples.script(600, seed=2))
+    max_s, overlap_s = 120.0, 1.0
+    warm_up(tmp_path)
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        held = []
+        for chunk in split(path, max_chunk_s=max_s, overlap_s=overlap_s):
+            del chunk  # the consumer is done with it: what is left is the split's
+            held.append(tracemalloc.get_traced_memory()[0] - baseline)
+    finally:
+        tracemalloc.stop()
+    assert len(held) >= 5
+    leftover = _int16_bytes((1 - LO_SHARE) * max_s + TAIL_S + overlap_s)  # the most a cut leaves: 1 MB
+    assert max(held) < leftover + _int16_bytes(2 * BLOCK_S) + 2**18  # + the decode block being taken, PyAV
+
+
+def test_cutting_a_half_hour_recording_peaks_below_three_windows(tmp_path: Path) -> None:
+    """The peak, for a consumer that holds each chunk until the next arrives, stays within 3 windows' int16
+    size (601 s = 19 MB here): the chunk held, the window being filled, its leftover copy and the levels.
+    Before, it was 5: the window, its float32 squares (two more), the chunk's copy and the chunk held."""
+    path = samples.write(tmp_path / "half_hour.wav", samples.script(1800, speakers=2, seed=3))
+    window = _int16_bytes(600 + TAIL_S)
+    warm_up(tmp_path)
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        count = 0
+        for chunk in split(path, max_chunk_s=600):
+            count += chunk.end > chunk.start
+        peak = tracemalloc.get_traced_memory()[1] - baseline
+    finally:
+        tracemalloc.stop()
+    assert count >= 3
+    assert peak < 3 * window

@@ -226,3 +226,39 @@ def test_caps_per_route() -> None:
     assert answer_cap("embeddings") == ANSWER_CAPS["embeddings"] >= 2048 * 3072 * 13  # a JSON float list
     assert answer_cap("chat/completions") < answer_cap("images/generations")
     assert answer_cap("audio/speech", 5000) == 5000
+
+
+# ------------------------------------------------------------------------------ Responses streams
+
+def responses_delta(text: str) -> bytes:
+    """A typed Responses event as the API streams it: an `event:` line naming its type, then its data."""
+    event = {"type": "response.output_text.delta", "delta": text}
+    return b"event: response.output_text.delta\ndata: " + json.dumps(event).encode() + b"\n\n"
+
+
+async def post_responses(session: aiohttp.ClientSession, base: str) -> HttpResponse:
+    request = Request("responses", [], json={"input": "hi"}, accept="sse", done_marker=False)
+    return await send_once(session, f"{base}/responses", dict(KEY), request, b"{}", TIMEOUT)
+
+
+async def test_a_responses_stream_ends_with_the_body_not_done(server, session) -> None:
+    created = {"type": "response.created", "response": {"status": "in_progress"}}
+    completed = {"type": "response.completed", "response": {"status": "completed"}}
+    base = server.script("s", sse(created, responses_delta("Hel"), responses_delta("lo"), completed, done=False))
+    response = await post_responses(session, base)
+    assert [e["type"] for e in response.events] == ["response.created", "response.output_text.delta",
+                                                    "response.output_text.delta", "response.completed"]
+    assert response.ttft_s is not None and response.ttft_s <= response.latency_s
+    with pytest.raises(APIConnectionError, match=r"ended before \[DONE\]"):  # a chat stream must still reach it
+        await post(session, base, "sse")
+
+
+@pytest.mark.parametrize("event", [
+    b'event: error\ndata: {"type": "error", "code": "rate_limit_exceeded", "message": "slow down"}\n\n',
+    b'data: {"type": "error", "code": "rate_limit_exceeded", "message": "slow down"}\n\n',
+])
+async def test_a_responses_error_event_is_the_typed_error(server, session, event: bytes) -> None:
+    base = server.script("s", sse(responses_delta("Hel"), event, done=False))
+    with pytest.raises(RateLimitError, match="slow down") as caught:
+        await post_responses(session, base)
+    assert caught.value.code == "rate_limit_exceeded" and is_retryable(caught.value)

@@ -207,3 +207,26 @@ async def test_settings_route_refuses_unknown_or_mistyped_fields(emulator, sessi
     for bad in ({"nope": 1}, {"expire": "yes"}, {"processing_delay_s": True}):
         async with session.post(server.url + "/_emulator/batches", json=bad) as resp:
             assert resp.status == 400
+
+
+def responses_line(custom_id: str, text: str, url: str = "/v1/responses") -> dict[str, Any]:
+    return {"custom_id": custom_id, "method": "POST", "url": url,
+            "body": {"model": "gpt-4o", "input": text, "max_output_tokens": 50}}
+
+
+@pytest.mark.parametrize(("flavor", "url"), [("azure", "/v1/responses"), ("azure-v1", "/responses"),
+                                             ("openai", "/v1/responses")])
+async def test_responses_lines_are_answered_with_responses(emulator, session, flavor: str, url: str) -> None:
+    server = await emulator()
+    api = Api(session, server.url, flavor)
+    lines = [responses_line("r0", "first question", url), responses_line("r1", f"x {fault_marker('refusal')}", url)]
+    batch = await api.run(jsonl(lines), url)
+    assert batch["status"] == "completed" and batch["request_counts"]["completed"] == 2
+    bodies = {line["custom_id"]: line["response"]["body"] for line in await api.lines(batch["output_file_id"])}
+    assert bodies["r0"]["object"] == "response" and bodies["r0"]["status"] == "completed"
+    assert bodies["r0"]["output"][0]["content"][0]["type"] == "output_text"
+    assert bodies["r1"]["output"][0]["content"][0]["type"] == "refusal"
+    async with session.post(f"{server.url}/v1/responses", headers=AZURE_KEY_HEADERS,
+                            json=responses_line("x", "first question")["body"]) as resp:
+        online = await resp.json()
+    assert bodies["r0"]["output"][0]["content"] == online["output"][0]["content"]

@@ -20,7 +20,8 @@ def test_malformed_or_unknown_markers_are_ignored(text: str) -> None:
 
 def test_every_documented_kind_is_known() -> None:
     documented = ("500 502 503 504 408 409 429 429bare drop hang truncate invalidjson 400 404 413 422 401 403 "
-                  "badindex nanusage contentparts wrongdim nanvector fewervectors nofinish")
+                  "badindex nanusage contentparts wrongdim nanvector fewervectors nofinish badjson schema refusal "
+                  "flexbusy")
     assert set(documented.split()) == FAULT_KINDS
 
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import base64
+import json
 import urllib.request
 from collections.abc import Iterator
 
+import jsonschema
 import numpy as np
 import openai
 import pytest
 from openai import AsyncAzureOpenAI, AzureOpenAI, OpenAI
 from openai.types.audio import TranscriptionDiarized
+from openai.types.responses import Response
+from pydantic import BaseModel
 
 from pipeline.audio import samples
 from pipeline.emulator import EmulatorConfig, EmulatorThread, embedding_vector
@@ -18,7 +22,9 @@ from pipeline.emulator.content import png_size
 from pipeline.emulator.testing import data_url, fault_marker, make_wav, recording
 
 API_VERSION = "2024-10-21"
+RESPONSES_API_VERSION = "2025-04-01-preview"  # Azure's preview route /openai/responses needs one this recent
 MESSAGES = [{"role": "user", "content": "Say something"}]
+LONG_SYSTEM = "Keep to the facts the document states and nothing more. " * 150  # past 1024 tokens
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -42,6 +48,27 @@ def oai(emulator: EmulatorThread) -> OpenAI:
 @pytest.fixture(params=["azure", "openai"])
 def client(request: pytest.FixtureRequest, azure: AzureOpenAI, oai: OpenAI) -> OpenAI:
     return azure if request.param == "azure" else oai
+
+
+@pytest.fixture(params=["azure-v1", "azure-preview", "openai"])
+def responses_client(request: pytest.FixtureRequest, emulator: EmulatorThread, oai: OpenAI) -> OpenAI:
+    """The three ways to the Responses API: Azure v1 (OpenAI client on /openai/v1/), Azure's preview route
+    (AzureOpenAI with a recent api-version) and OpenAI's."""
+    if request.param == "azure-v1":
+        return OpenAI(base_url=emulator.url + "/openai/v1/", api_key="entra", max_retries=0)  # a bearer token
+    if request.param == "azure-preview":
+        return AzureOpenAI(azure_endpoint=emulator.url, api_key="k", api_version=RESPONSES_API_VERSION, max_retries=0)
+    return oai
+
+
+class Place(BaseModel):
+    city: str
+    population: int
+    coastal: bool
+    tags: list[str]
+
+
+PLACE_SCHEMA = {**Place.model_json_schema(), "additionalProperties": False}
 
 
 def test_embeddings_default_base64_is_decoded_by_the_sdk(client: OpenAI) -> None:
@@ -181,3 +208,79 @@ async def test_async_azure_client(emulator: EmulatorThread) -> None:
     answer = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     assert answer.choices[0].message.content
     await client.close()
+
+
+def test_chat_json_schema_and_parse(client: OpenAI) -> None:
+    answer = client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "Describe a place"}],
+        response_format={"type": "json_schema", "json_schema": {"name": "place", "strict": True,
+                                                                 "schema": PLACE_SCHEMA}},
+    )
+    jsonschema.validate(json.loads(answer.choices[0].message.content or ""), PLACE_SCHEMA)
+    parsed = client.chat.completions.parse(model="gpt-4o", messages=[{"role": "user", "content": "Describe it"}],
+                                           response_format=Place)
+    assert isinstance(parsed.choices[0].message.parsed, Place)
+    refused = client.chat.completions.parse(
+        model="gpt-4o", messages=[{"role": "user", "content": f"Describe {fault_marker('refusal', 'always')}"}],
+        response_format=Place)
+    assert refused.choices[0].message.refusal and refused.choices[0].message.parsed is None
+
+
+def test_chat_usage_details_cached_and_reasoning(client: OpenAI) -> None:
+    messages = [{"role": "system", "content": LONG_SYSTEM}, {"role": "user", "content": "one"}]
+    client.chat.completions.create(model="o3-mini", messages=messages, reasoning_effort="high")
+    messages[1]["content"] = "two"
+    answer = client.chat.completions.create(model="o3-mini", messages=messages, reasoning_effort="high")
+    usage = answer.usage
+    assert usage is not None and usage.prompt_tokens_details and usage.completion_tokens_details
+    assert usage.prompt_tokens_details.cached_tokens and usage.prompt_tokens_details.cached_tokens % 128 == 0
+    assert usage.completion_tokens_details.reasoning_tokens and usage.completion_tokens_details.reasoning_tokens > 0
+
+
+def test_responses_create(responses_client: OpenAI) -> None:
+    response = responses_client.responses.create(model="gpt-4o", input="Say something", instructions="Be brief.")
+    assert isinstance(response, Response) and response.status == "completed" and response.output_text
+    assert response.usage is not None and response.usage.total_tokens > response.usage.input_tokens
+    Response.model_validate(response.model_dump())  # every field the SDK requires is there
+
+
+def test_responses_stream(responses_client: OpenAI) -> None:
+    events = list(responses_client.responses.create(model="o4-mini", input="Say something", stream=True))
+    assert events[0].type == "response.created" and events[-1].type == "response.completed"
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    final = events[-1].response
+    assert text and text == final.output_text and [item.type for item in final.output] == ["reasoning", "message"]
+    assert final.usage is not None and final.usage.output_tokens_details.reasoning_tokens > 0
+
+
+def test_responses_json_schema_and_parse(responses_client: OpenAI) -> None:
+    response = responses_client.responses.create(
+        model="gpt-4o", input="Describe a place",
+        text={"format": {"type": "json_schema", "name": "place", "strict": True, "schema": PLACE_SCHEMA}})
+    jsonschema.validate(json.loads(response.output_text), PLACE_SCHEMA)
+    parsed = responses_client.responses.parse(model="gpt-4o", input="Describe another", text_format=Place)
+    assert isinstance(parsed.output_parsed, Place)
+
+
+def test_responses_incomplete(responses_client: OpenAI) -> None:
+    response = responses_client.responses.create(model="gpt-4o", input="Say something", max_output_tokens=16)
+    assert response.status == "incomplete" and response.incomplete_details is not None
+    assert response.incomplete_details.reason == "max_output_tokens" and response.output_text
+
+
+def test_responses_usage_details_cached_and_reasoning(responses_client: OpenAI) -> None:
+    for question in ("first", "second"):
+        response = responses_client.responses.create(model="gpt-5-mini", instructions=LONG_SYSTEM, input=question,
+                                                     reasoning={"effort": "low"})
+    usage = response.usage
+    assert usage is not None and usage.input_tokens_details.cached_tokens >= 1024
+    assert usage.output_tokens_details.reasoning_tokens > 0 and response.output[0].type == "reasoning"
+
+
+def test_flex_tier_and_its_unavailable_error(client: OpenAI) -> None:
+    answer = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, service_tier="flex")
+    assert answer.service_tier == "flex"
+    with pytest.raises(openai.RateLimitError) as busy:
+        client.chat.completions.create(model="gpt-4o", service_tier="flex",
+                                       messages=[{"role": "user", "content": fault_marker("flexbusy", "always")}])
+    assert busy.value.code == "resource_unavailable"

@@ -31,7 +31,7 @@ from pipeline.spec import parse_spec
 
 ANSWERS = Path(__file__).parent / "answers"
 INPUTS = {"embeddings": {"text": "text"}, "chat": {"prompt": "p"}, "completions": {"prompt": "p"},
-          "images": {"prompt": "p"}, "transcription": {}}
+          "images": {"prompt": "p"}, "transcription": {}, "responses": {"prompt": "p"}}
 
 
 def endpoint_of(tmp_path: Path, kind: str, params: dict[str, Any]) -> Endpoint:

@@ -97,4 +97,6 @@ def test_attempts_held_by_a_throttling_deployment_move_to_the_others(tmp_path: P
     served = Counter(r["deployment"] for r in read_dataset(tmp_path / "out" / "results"))
     assert sum(served.values()) == 120
     throttled = three[0].stats()["by_status"].get("429", 0)
-    assert throttled <= 5, f"region-0 answered {throttled} x 429: attempts kept waiting for it"
+    # Requests already sent when the first 429 comes back each earn one (on a loaded host, up to ~6 were
+    # seen in flight); attempts that waited out the holds would earn one every 4 s for the whole run.
+    assert throttled <= 8, f"region-0 answered {throttled} x 429: attempts kept waiting for it"

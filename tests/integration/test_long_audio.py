@@ -90,8 +90,9 @@ def test_long_recordings_in_four_formats_are_cut_at_silences_and_stitched(tmp_pa
         assert srt.count(" --> ") == len(plan.sentences)
     assert records["meeting.wav"]["chunks"] >= 4
     assert stats["by_op"] == {"audio/transcriptions": sum(r["chunks"] for r in records.values())}
+    assert result.summary["requests"] == stats["by_op"]["audio/transcriptions"]  # requests, not rows
     assert stats["by_status"].get("400", 0) == 0
-    assert not any((tmp_path / "out" / "chunks").rglob("*.json"))  # saved chunks go once their rows commit
+    assert not list((tmp_path / "out" / "chunks").rglob("*"))  # saved chunks go once their rows commit
 
 
 def test_chunks_refused_as_too_long_or_too_large_are_cut_shorter(tmp_path: Path) -> None:
@@ -178,7 +179,7 @@ def test_a_kill_in_the_middle_of_a_recording_resumes_without_sending_answered_ch
     (record,) = read_dataset(tmp_path / "out" / "results")
     check_against_truth(record, plan)
     assert sent_before == 3 and sent == record["chunks"]  # no answered chunk was sent again
-    assert not any((tmp_path / "out" / "chunks").rglob("*.json"))
+    assert not list((tmp_path / "out" / "chunks").rglob("*"))
 
 
 def test_speakers_keep_their_labels_across_chunks(tmp_path: Path) -> None:

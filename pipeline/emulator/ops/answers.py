@@ -1,14 +1,19 @@
-"""The generated answers of chat and legacy completions (no HTTP here)."""
+"""The generated answers of chat, legacy completions and responses (no HTTP here)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from pipeline.emulator import filters
-from pipeline.emulator.content import fit_to_tokens, generated_text, json_answer, seed_of, value_for_schema
+from pipeline.emulator.content import fit_to_tokens, generated_text, json_text, seed_of, text_format, value_for_schema
+from pipeline.emulator.reasoning import reasoning_tokens
 from pipeline.tokens import estimate_messages_tokens, estimate_text_tokens
+
+REFUSAL = "I'm sorry, I can't help with that."
+JSON_FORMATS = ("json_object", "json_schema")
 
 
 @dataclass(frozen=True)
@@ -17,13 +22,45 @@ class Answer:
     finish_reason: str
     tool_calls: list[dict[str, Any]] | None = None
     filtered: bool = False  # cut by the output content filter
+    refusal: str | None = None  # the model declined (`refusal` fault): no text
+    reasoning_tokens: int = 0  # thought before answering, counted in the completion tokens
 
     @property
     def tokens(self) -> int:
+        """Completion (output) tokens: what was said and the reasoning before it."""
         count = estimate_text_tokens(self.text) if self.text else 0
+        if self.refusal:
+            count += estimate_text_tokens(self.refusal)
         for call in self.tool_calls or []:
             count += estimate_text_tokens(call["function"]["arguments"])
-        return count
+        return count + self.reasoning_tokens
+
+
+@dataclass(frozen=True)
+class Ask:
+    """What one answer is made from, read from either API's body."""
+
+    seed: int
+    fmt: dict[str, Any]  # the text format, flat: {"type": "text" | "json_object" | "json_schema", "schema": ...}
+    budget: int | None  # the tokens it may take, reasoning included (None: no cap)
+    reasoning: int  # the tokens its reasoning takes
+    prompts: list[str]  # the prompt's texts, where the output filter word is looked for
+    fault: str | None = None  # an answer fault of the content: badjson, schema, refusal
+
+
+def generate(ask: Ask, blocked_word: str) -> Answer:
+    """One answer in the format asked, after its reasoning, within its budget."""
+    if ask.budget is not None and ask.budget <= ask.reasoning:
+        # Reasoning spent the whole budget, as it can on the service: an empty answer cut for length.
+        return Answer("", "length", reasoning_tokens=ask.budget)
+    visible = None if ask.budget is None else ask.budget - ask.reasoning
+    if ask.fault == "refusal":
+        return Answer(None, "stop", refusal=REFUSAL, reasoning_tokens=ask.reasoning)
+    if ask.fmt.get("type") in JSON_FORMATS:
+        text, reason = fit_to_tokens(json_text(ask.seed, ask.fmt, ask.fault), visible)
+    else:
+        text, reason = generated_text(ask.seed, visible)
+    return _maybe_filtered(Answer(text, reason, reasoning_tokens=ask.reasoning), ask.prompts, blocked_word)
 
 
 def message_texts(messages: Any) -> list[str]:
@@ -44,18 +81,29 @@ def budget(body: dict[str, Any]) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def chat_answer(body: dict[str, Any], index: int, blocked_word: str) -> Answer:
-    """Choice `index` of a chat completion: text, JSON, or a forced tool call."""
-    seed = seed_of("chat", json.dumps(body.get("messages"), sort_keys=True), str(index), str(body.get("seed", "")))
+def conversation_key(messages: Any) -> str:
+    """The text an answer's seed is taken from: the chat messages (Responses: its input as messages)."""
+    return json.dumps(messages, sort_keys=True)
+
+
+def answer_seed(conversation: str, index: int = 0, seed: Any = None) -> int:
+    """The seed of one answer: the same conversation gets the same answer from chat and Responses alike."""
+    return seed_of("chat", conversation, str(index), str(seed if seed is not None else ""))
+
+
+def chat_answer(body: dict[str, Any], index: int, blocked_word: str, model: str = "",
+                fault: str | None = None) -> Answer:
+    """Choice `index` of a chat completion: text, JSON, or a forced tool call; `model` decides whether it
+    reasons first (reasoning.py), `fault` is an answer fault of its content."""
+    messages = conversation_key(body.get("messages"))
+    seed = answer_seed(messages, index, body.get("seed"))
+    thought = reasoning_tokens(model, body.get("reasoning_effort"), seed_of("reasoning", messages, str(index)))
     tool = forced_tool(body)
     if tool is not None:
-        return _tool_answer(tool, seed, named=isinstance(body.get("tool_choice"), dict))
-    response_format = body.get("response_format") or {}
-    if response_format.get("type") in ("json_object", "json_schema"):
-        text, reason = fit_to_tokens(json_answer(seed, response_format), budget(body))
-    else:
-        text, reason = generated_text(seed, budget(body))
-    return _maybe_filtered(Answer(text, reason), message_texts(body.get("messages")), blocked_word)
+        answer = _tool_answer(tool, seed, named=isinstance(body.get("tool_choice"), dict))
+        return dataclasses.replace(answer, reasoning_tokens=thought)
+    fmt = text_format(body.get("response_format") or {})
+    return generate(Ask(seed, fmt, budget(body), thought, message_texts(body.get("messages")), fault), blocked_word)
 
 
 def completion_answer(body: dict[str, Any], prompt: Any, index: int, blocked_word: str) -> Answer:
@@ -74,7 +122,8 @@ def _maybe_filtered(answer: Answer, prompts: list[str], blocked_word: str) -> An
     if not blocked_word or not any(blocked_word in p for p in prompts) or answer.text is None:
         return answer
     words = answer.text.split(" ")
-    return Answer(" ".join(words[: len(words) // 2]), "content_filter", filtered=True)
+    return dataclasses.replace(answer, text=" ".join(words[: len(words) // 2]), finish_reason="content_filter",
+                               filtered=True)
 
 
 def forced_tool(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -106,17 +155,18 @@ def filter_results(answer: Answer) -> dict[str, Any]:
     return filters.output_blocked_results() if answer.filtered else filters.choice_results()
 
 
-def chat_usage(body: dict[str, Any], choices: list[Answer]) -> dict[str, Any]:
-    """The `usage` object: prompt estimate as charged, completion tokens as generated."""
+def chat_usage(body: dict[str, Any], choices: list[Answer], cached: int = 0) -> dict[str, Any]:
+    """The `usage` object: prompt estimate as charged (`cached` of it from the prompt cache), completion
+    tokens as generated, reasoning included."""
     prompt = estimate_messages_tokens(body["messages"])
     completion = sum(a.tokens for a in choices)
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": sum(a.reasoning_tokens for a in choices),
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,

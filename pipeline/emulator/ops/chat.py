@@ -12,7 +12,20 @@ from pipeline.emulator.exchange import Exchange, Operation, invalid
 from pipeline.emulator.fault_answers import answer_fault, spoil_usage
 from pipeline.emulator.ops.answers import Answer, budget, chat_answer, chat_usage, filter_results, message_texts
 from pipeline.emulator.ops.chat_stream import stream_chat
-from pipeline.emulator.ops.common import created, fingerprint, int_field, json_answer, new_id, pace_tokens, require
+from pipeline.emulator.ops.common import (
+    SERVICE_TIERS,
+    cached_prompt_tokens,
+    check_effort,
+    choice_field,
+    created,
+    fingerprint,
+    int_field,
+    json_answer,
+    new_id,
+    pace_tokens,
+    require,
+    served_tier,
+)
 from pipeline.tokens import estimate_messages_tokens
 
 CONTEXT_TOKENS = 128_000  # every chat deployment is treated as a 128k-context model
@@ -39,6 +52,8 @@ def validate(x: Exchange) -> None:
     int_field(x, "n", 1, 1, 128)
     for name in ("max_tokens", "max_completion_tokens"):
         int_field(x, name, 1, 1)
+    check_effort(x, "reasoning_effort", x.body.get("reasoning_effort"))
+    choice_field(x, "service_tier", "auto", SERVICE_TIERS)
     _validate_options(x, messages)
 
 
@@ -76,16 +91,18 @@ def texts(x: Exchange) -> list[str]:
     return message_texts(x.body.get("messages"))
 
 
-def answers(x: Exchange) -> list[Answer]:
+def answers(x: Exchange, fault: str | None = None) -> list[Answer]:
     n = x.body.get("n") or 1
-    return [chat_answer(x.body, i, x.config.output_filter_word) for i in range(n)]
+    return [chat_answer(x.body, i, x.config.output_filter_word, x.deployment, fault) for i in range(n)]
 
 
 async def respond(x: Exchange) -> web.StreamResponse:
-    choices = answers(x)
     fault = answer_fault(x)
+    choices = answers(x, fault)
+    cached = cached_prompt_tokens(x, x.body["messages"], x.body.get("tools"))
+    usage = spoil_usage(chat_usage(x.body, choices, cached), fault)
     if x.body.get("stream"):
-        return await stream_chat(x, choices, fault)
+        return await stream_chat(x, choices, usage, fault)
     await pace_tokens(x, sum(a.tokens for a in choices))
     body: dict[str, Any] = {
         "id": new_id("chatcmpl-"),
@@ -94,8 +111,11 @@ async def respond(x: Exchange) -> web.StreamResponse:
         "model": x.model,
         "system_fingerprint": fingerprint(x),
         "choices": [_choice(x, i, a, fault) for i, a in enumerate(choices)],
-        "usage": spoil_usage(chat_usage(x.body, choices), fault),
+        "usage": usage,
     }
+    tier = served_tier(x)
+    if tier is not None:
+        body["service_tier"] = tier
     if x.azure:
         body["prompt_filter_results"] = filters.prompt_filter_results()
     return json_answer(body)
@@ -105,7 +125,7 @@ def _choice(x: Exchange, index: int, answer: Answer, fault: str | None) -> dict[
     content: Any = answer.text
     if fault == "contentparts" and answer.text is not None:  # as some OpenAI-compatible servers answer
         content = [{"type": "text", "text": piece} for piece in _halves(answer.text)]
-    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": answer.refusal}
     if answer.tool_calls:
         message["tool_calls"] = answer.tool_calls
     choice: dict[str, Any] = {
@@ -132,4 +152,5 @@ CHAT = Operation(
     texts=texts,
     charge=chat_charge,
     filter_style="prompt",
+    tiers=True,
 )

@@ -8,15 +8,16 @@ from aiohttp import web
 
 from pipeline.emulator import filters
 from pipeline.emulator.exchange import Exchange
-from pipeline.emulator.fault_answers import spoil_usage
 from pipeline.emulator.ops import sse
-from pipeline.emulator.ops.answers import Answer, chat_usage, filter_results
-from pipeline.emulator.ops.common import created, fingerprint, new_id
+from pipeline.emulator.ops.answers import Answer, filter_results
+from pipeline.emulator.ops.common import created, fingerprint, new_id, served_tier
 
 
-async def stream_chat(x: Exchange, choices: list[Answer], fault: str | None = None) -> web.StreamResponse:
+async def stream_chat(
+    x: Exchange, choices: list[Answer], usage: dict[str, Any], fault: str | None = None
+) -> web.StreamResponse:
     """Azure's order: prompt filter results, then per choice a role chunk, deltas, a finish chunk
-    (whose finish_reason the `nofinish` fault leaves null)."""
+    (whose finish_reason the `nofinish` fault leaves null); `usage` last if the request asked for it."""
     response = await sse.open_stream(x)
     frame = _Frame(x)
     if x.azure:
@@ -32,23 +33,30 @@ async def stream_chat(x: Exchange, choices: list[Answer], fault: str | None = No
             },
         )
     for index, answer in enumerate(choices):
-        role_delta: dict[str, Any] = {"role": "assistant", "content": "", "refusal": None}
-        await sse.send(response, frame.chunk(index, role_delta, None, {}))
+        await sse.send(response, frame.chunk(index, _role_delta(answer), None, {}))
         for delta in _deltas(answer):
             await sse.pause(x)
             await sse.send(response, frame.chunk(index, delta, None, filters.choice_results()))
         finish = None if fault == "nofinish" else answer.finish_reason
         await sse.send(response, frame.chunk(index, {}, finish, filter_results(answer)))
     if sse.wants_usage(x):
-        await sse.send(response, frame.usage_chunk(spoil_usage(chat_usage(x.body, choices), fault)))
+        await sse.send(response, frame.usage_chunk(usage))
     return await sse.finish(x, response)
+
+
+def _role_delta(answer: Answer) -> dict[str, Any]:
+    """The first chunk of a choice; a refusal streams in `refusal` deltas, its content staying null."""
+    if answer.refusal is not None:
+        return {"role": "assistant", "content": None, "refusal": ""}
+    return {"role": "assistant", "content": "", "refusal": None}
 
 
 def _deltas(answer: Answer) -> list[dict[str, Any]]:
     if answer.tool_calls:
         return [{"tool_calls": [dict(call, index=i) for i, call in enumerate(answer.tool_calls)]}]
-    words = (answer.text or "").split(" ")
-    return [{"content": word if i == 0 else " " + word} for i, word in enumerate(words) if word or i == 0]
+    key, text = ("refusal", answer.refusal) if answer.refusal is not None else ("content", answer.text or "")
+    words = text.split(" ")
+    return [{key: word if i == 0 else " " + word} for i, word in enumerate(words) if word or i == 0]
 
 
 class _Frame:
@@ -63,6 +71,9 @@ class _Frame:
             "model": x.model,
             "system_fingerprint": fingerprint(x),
         }
+        tier = served_tier(x)
+        if tier is not None:
+            self.base["service_tier"] = tier
         self.include_usage = sse.wants_usage(x)
 
     def chunk(self, index: int, delta: dict[str, Any], finish: str | None, results: dict[str, Any]) -> dict[str, Any]:

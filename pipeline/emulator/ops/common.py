@@ -10,7 +10,13 @@ from typing import Any
 
 from aiohttp import web
 
+from pipeline.emulator.caching import prompt_text
 from pipeline.emulator.exchange import Exchange, invalid
+from pipeline.emulator.reasoning import EFFORTS, is_reasoning_model
+from pipeline.tokens import estimate_messages_tokens
+
+# The tiers a request may ask for; "auto" is served (and reported) as "default".
+SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority")
 
 
 def json_answer(body: Any, status: int = 200) -> web.Response:
@@ -73,10 +79,41 @@ def int_field(x: Exchange, name: str, default: int, low: int, high: int | None =
 def choice_field(x: Exchange, name: str, default: str, allowed: tuple[str, ...]) -> str:
     """A string field restricted to `allowed`, with the service's invalid_value message."""
     value = x.body.get(name) or default
+    check_choice(value, name, allowed)
+    return str(value)
+
+
+def check_choice(value: Any, param: str, allowed: tuple[str, ...]) -> None:
+    """Refuse a value outside `allowed` with the service's invalid_value message naming `param`."""
     if value not in allowed:
         quoted = ", ".join(f"'{a}'" for a in allowed[:-1]) + f", and '{allowed[-1]}'"
-        raise invalid(f"Invalid value: '{value}'. Supported values are: {quoted}.", name, "invalid_value")
-    return str(value)
+        raise invalid(f"Invalid value: '{value}'. Supported values are: {quoted}.", param, "invalid_value")
+
+
+def check_effort(x: Exchange, param: str, effort: Any) -> None:
+    """A reasoning effort (`reasoning_effort`, `reasoning.effort`): only reasoning models take one."""
+    if effort is None:
+        return
+    if not is_reasoning_model(x.deployment):
+        raise invalid(f"Unsupported parameter: '{param}' is not supported with this model.", param,
+                      "unsupported_parameter")
+    check_choice(effort, param, EFFORTS)
+
+
+def served_tier(x: Exchange) -> str | None:
+    """The `service_tier` an answer reports: the tier used ("auto" is served as "default"); Azure's routes
+    report it only when the request asked for one."""
+    tier = x.body.get("service_tier")
+    if tier is None and x.azure:
+        return None
+    return "default" if tier in (None, "auto") else str(tier)
+
+
+def cached_prompt_tokens(x: Exchange, messages: list[dict[str, Any]], tools: Any = None) -> int:
+    """The prompt tokens the service would have had cached (caching.py); this prompt's prefixes are
+    remembered for the requests after it."""
+    prompt = estimate_messages_tokens(messages)
+    return x.state.prompt_cache.observe(x.deployment, prompt_text(messages, tools), prompt)
 
 
 def string_limit(x: Exchange, name: str, text: str, limit: int) -> None:
