@@ -18,8 +18,10 @@ in a child process, so its CPU (os.wait4) and peak RSS (VmHWM) are its own. This
    `chunks` must add up to the requests admitted. The emulator's decoding shares the machine's cores.
 2. The client's CPU per audio hour in that run (decoding, resampling, finding silences and Opus encoding
    dominate; start-up is included, which a 20-minute quick run feels): target <= 20 CPU-s per audio hour.
-3. Peak RSS of one 10-minute WAV against one 3-hour WAV (quick: 30 minutes), no quota: flat (<= 1.2x) and
-   < 200 MB each. WAV because a reader that held a whole file would show most there (a 3-hour WAV is 330 MB).
+3. Peak RSS of one 30-minute WAV against one 3-hour WAV (quick: 10 against 30 minutes, cut into 2-minute
+   chunks), no quota: flat (<= 1.2x) and < 200 MB each. Both are longer than one chunk, so both hold a full
+   window of samples while cutting; a file shorter than one chunk holds less, and says nothing about growth.
+   WAV because a reader that held a whole file would show most there (a 3-hour WAV is 330 MB).
    The CPU difference between the two runs gives the CPU per audio hour without start-up (info).
 4. Bytes uploaded against the source's bytes (info): the file parts the emulator received (its stats'
    `upload_bytes`), against the recordings' sizes on disk.
@@ -327,7 +329,8 @@ def _offset_figure(seen: Seen) -> Figure | None:
 
 def run(quick: bool, work: Path) -> list[Figure]:
     quota_set = mixed("ten-minutes-2", 2, 10) if quick else mixed("hours-10", 10, 60)
-    short, long = one_wav("ten-minutes", 10), (one_wav("thirty-minutes", 30) if quick else one_wav("three-hours", 180))
+    short = one_wav("ten-minutes", 10) if quick else one_wav("thirty-minutes", 30)
+    long = one_wav("thirty-minutes", 30) if quick else one_wav("three-hours", 180)
     chunk_s = QUICK_CHUNK_S if quick else None
     rpm, window_s = quota_for(quota_set, chunk_s or DEFAULT_CHUNK_S, QUICK_IDEAL_S if quick else IDEAL_S)
     for audio in (quota_set, short, long):
@@ -341,5 +344,6 @@ def run(quick: bool, work: Path) -> list[Figure]:
         offsets = _offset_figure(seen)
         figures += [offsets] if offsets else []
         emulator.configure(rpm=None)
-        figures += _memory_figures(transcribe(emulator, work, short), transcribe(emulator, work, long))
+        figures += _memory_figures(transcribe(emulator, work, short, chunk_s=chunk_s),
+                                   transcribe(emulator, work, long, chunk_s=chunk_s))
     return figures

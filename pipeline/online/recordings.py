@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import heapq
 import io
+import itertools
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -107,27 +109,57 @@ class Speakers:
         return len(self.references) < SPEAKER_REFERENCES and label not in {n for n, _ in self.references}
 
 
+NOW, AHEAD = 0, 1  # PrioritySlots priorities: lower goes first
+
+
+class PrioritySlots:
+    """A semaphore whose waiters are served by priority, then in arrival order."""
+
+    def __init__(self, slots: int) -> None:
+        self.free = slots
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._arrivals = itertools.count()
+
+    async def acquire(self, priority: int) -> None:
+        if self.free > 0 and not self._waiting:
+            self.free -= 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (priority, next(self._arrivals), waiter))
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # the slot was handed over as the wait was cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        while self._waiting:
+            _, _, waiter = heapq.heappop(self._waiting)
+            if not waiter.done():
+                waiter.set_result(None)  # the slot goes straight to the waiter
+                return
+        self.free += 1
+
+
 class Recordings:
     """Chunked sending for one job (the online engine's transcription and translation workers)."""
 
     def __init__(self, endpoint: Transcription, store: ChunkStore) -> None:
         self.endpoint = endpoint
         self.store = store
-        cpus = os.cpu_count() or 2
-        self.decode_slots = asyncio.Semaphore(cpus)
-        # Cutting ahead (the chunk after the one in flight) takes at most all but one slot: a recording's
-        # first chunk, which holds back its first request, always finds one.
-        self.ahead_slots = asyncio.Semaphore(max(1, cpus - 1))
+        # CPU work (probe, cut, encode) runs on at most one thread per core; a recording's first chunk, which
+        # holds back that recording's first request, goes before work cutting ahead of a request in flight.
+        self.decode_slots = PrioritySlots(os.cpu_count() or 2)
         self.pending: list[RecordingChunks] = []  # answered recordings whose chunk objects go after the commit
 
-    async def off_loop(self, call: Callable[..., T], *args: Any) -> T:
-        async with self.decode_slots:
+    async def off_loop(self, call: Callable[..., T], *args: Any, ahead: bool = False) -> T:
+        """`call` on a thread once a slot is free (`ahead`: work for a later request, served last)."""
+        await self.decode_slots.acquire(AHEAD if ahead else NOW)
+        try:
             return await asyncio.to_thread(call, *args)
-
-    async def ahead(self, call: Callable[..., T], *args: Any) -> T:
-        """Work that prepares a later request: it waits while first chunks need the CPU."""
-        async with self.ahead_slots:
-            return await self.off_loop(call, *args)
+        finally:
+            self.decode_slots.release()
 
     async def plan(self, upload: AudioUpload) -> tuple[AudioPlan, Any]:
         """How the file goes up, and the source to cut it from (its path, or an object's bytes read once)."""
@@ -151,7 +183,7 @@ class Recordings:
         upcoming = asyncio.ensure_future(self.off_loop(cutter.next_piece))
         try:
             while (piece := await upcoming) is not None:
-                upcoming = asyncio.ensure_future(self.ahead(cutter.next_piece))  # cut ahead while sending
+                upcoming = asyncio.ensure_future(self.off_loop(cutter.next_piece, ahead=True))  # cut ahead
                 await sender.answer(piece, depth=0)
                 if stopping.is_set():
                     return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from dataclasses import dataclass, field
 
@@ -40,6 +41,27 @@ async def test_requests_are_spaced_evenly_without_a_start_burst() -> None:
     assert max_in_window(times, 0.25) <= 6  # a burst would put all 30 at t=0
     rate = (len(times) - 1) / (times[-1] - times[0])
     assert 0.85 * 20 * HEADROOM < rate <= 20
+
+
+def test_the_first_request_goes_at_once_then_one_per_interval() -> None:
+    """At a whisper-like 3 RPM, holding the first request a whole interval would cost a cron job 20 s."""
+    loop = VirtualTimeLoop()
+    try:
+        pacer = Pacer(rpm=3, tpm=None, clock=loop.time)
+
+        async def three() -> list[float]:
+            started = loop.time()
+            times = []
+            for _ in range(3):
+                await pacer.acquire(1)
+                times.append(loop.time() - started)
+            return times
+
+        times = loop.run_until_complete(three())
+    finally:
+        loop.close()
+    assert times[0] < 0.01
+    assert all(later - earlier >= 20 / HEADROOM - 0.01 for earlier, later in itertools.pairwise(times))
 
 
 async def test_token_budget_paces_large_requests() -> None:

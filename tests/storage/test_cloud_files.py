@@ -203,3 +203,29 @@ def test_speech_to_cloud_output(tmp_path: Path, store: Store, emulator) -> None:
         assert (record["bytes"], record["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
     assert records["tts/002"]["attempts"] == 2  # a retried answer still writes one whole object
 
+
+
+def test_a_long_recording_in_the_cloud_is_cut_sent_and_stitched(tmp_path: Path, store: Store) -> None:
+    """An object read once, probed, cut into chunks and stitched, its row and sidecar in the cloud."""
+    from pipeline.audio import samples
+    from pipeline.emulator.config import EmulatorConfig
+    from pipeline.emulator.server import EmulatorThread
+
+    plan = samples.script(60, seed=21, sentence_s=(2.0, 4.0), pause_s=(0.6, 1.5))
+    samples.write(tmp_path / "talk.wav", plan)
+    put(store.fs, f"{store.name}/long/talk.wav", (tmp_path / "talk.wav").read_bytes())
+    with EmulatorThread(EmulatorConfig(max_audio_seconds=20.5)) as emulator:
+        spec = write_job(tmp_path, emulator.url, "transcription", input_path=tmp_path / "unused",
+                         inputs={"path": store.uri("long/"), "glob": "**/*.wav"},
+                         params={"response_format": "verbose_json"}, service={"deployment": "whisper"},
+                         output={"path": store.uri("out/job"), "sidecars": ["srt"]}, limits={"concurrency": 2})
+        spec.write_text(spec.read_text() + "[audio]\nmax_chunk_seconds = 20\n")
+        result = run_job(load_spec(spec))
+        sent = emulator.stats()["by_op"]["audio/transcriptions"]
+    assert result.exit_code == 0, result.message
+    (record,) = store.results()
+    assert record["chunks"] == sent >= 3
+    starts = [segment["start"] for segment in record["segments"]]
+    assert len(starts) == len(plan.sentences)
+    assert all(abs(got - sentence.start) <= 0.3 for got, sentence in zip(starts, plan.sentences, strict=True))
+    assert store.read("out/job/sidecars/talk.wav.srt").decode().count(" --> ") == len(plan.sentences)
