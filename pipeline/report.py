@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from pipeline.batch.book import batch_summary, summary_lines
 from pipeline.checkpoint import OutputFolder, open_output
+from pipeline.checkpoint.chunks import ChunkStore
 from pipeline.errors import InputError, PipelineError, is_transient_failure
 from pipeline.sinks.parquet import read_dataset
 from pipeline.sources import open_source
@@ -65,8 +66,15 @@ def job_status(out: OutputFolder, total: int | None) -> dict[str, Any]:
         "failures_by_code": groups, "runs": len(runs),
         "last_run": {k: runs[-1].get(k) for k in ("started", "ended", "exit_code", "message")} if runs else None,
         "running": out.lock_file.exists(),
+        "recordings_in_progress": _recordings_in_progress(out),
         "batches": batch_summary(local) if local is not None else [],
     }
+
+
+def _recordings_in_progress(out: OutputFolder) -> dict[str, int]:
+    """Long recordings with answered chunks saved and no row yet: how many recordings, how many chunks."""
+    saved = ChunkStore(out.path).in_progress()
+    return {"recordings": len(saved), "chunks": sum(saved.values())}
 
 
 def status_text(status: dict[str, Any]) -> str:
@@ -82,6 +90,10 @@ def status_text(status: dict[str, Any]) -> str:
     if last:
         lines.append(f"last run: started {last['started']}, ended {last['ended']}, exit code {last['exit_code']}"
                      + (f" ({last['message']})" if last.get("message") else ""))
+    progress = status.get("recordings_in_progress") or {}
+    if progress.get("recordings"):
+        lines.append(f"long recordings in progress: {progress['recordings']}, {progress['chunks']} chunks answered "
+                     "and saved (the next run sends only the rest)")
     if status.get("batches"):
         lines += ["batches:", *summary_lines(status["batches"])]
     if status["running"]:

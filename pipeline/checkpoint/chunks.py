@@ -100,6 +100,17 @@ class ChunkStore:
     def recording(self, row_id: str, plan: str) -> RecordingChunks:
         return RecordingChunks(self.folder / f"{id_hash(row_id):016x}", row_id, plan)
 
+    def in_progress(self) -> dict[str, int]:
+        """Saved chunks per recording not yet written as a row (its folder's name -> chunks answered)."""
+        if not self.folder.exists():
+            return {}
+        counts: dict[str, int] = {}
+        for relative in self.folder.walk_files():
+            recording, _, name = relative.partition("/")
+            if name.endswith(".json"):
+                counts[recording] = counts.get(recording, 0) + 1
+        return counts
+
     def forget_done(self, done: IdSet) -> int:
         """Delete the saved chunks of rows already in results/ (a crash came between the row's commit and
         this cleanup). Blocking I/O: call off the loop. Returns how many recordings were cleaned."""

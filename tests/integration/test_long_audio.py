@@ -173,6 +173,8 @@ def test_a_kill_in_the_middle_of_a_recording_resumes_without_sending_answered_ch
         assert not read_dataset(tmp_path / "out" / "results")
         sent_before = emulator.stats()["by_op"]["audio/transcriptions"]
         assert len(list((tmp_path / "out" / "chunks").rglob("*.json"))) == 3
+        status = run_cli("status", str(spec))
+        assert "long recordings in progress: 1, 3 chunks answered and saved" in status.stdout, status.stdout
         rerun = run_cli("run", str(spec))
         assert rerun.returncode == 0, rerun.stderr[-2000:]
         sent = emulator.stats()["by_op"]["audio/transcriptions"]
