@@ -7,8 +7,11 @@ estimates: Azure prices vary by region, deployment type and agreement. Set [pric
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pipeline.spec import JobSpec, PricingSpec
+
+T = TypeVar("T")
 
 # model name prefix -> (input per 1M tokens, output per 1M tokens, per image, per audio minute)
 DEFAULT_PRICES: dict[str, tuple[float, float, float, float]] = {
@@ -79,11 +82,8 @@ def prices_for(spec: JobSpec) -> Prices | None:
 
 
 def _cached_share(model: str) -> float:
-    name = model.lower()
-    for prefix in sorted(CACHED_SHARE, key=len, reverse=True):
-        if name.startswith(prefix):
-            return CACHED_SHARE[prefix]
-    return DEFAULT_CACHED_SHARE
+    share = _by_prefix(CACHED_SHARE, model)
+    return DEFAULT_CACHED_SHARE if share is None else share
 
 
 def _any_given(pricing: PricingSpec) -> bool:
@@ -92,8 +92,13 @@ def _any_given(pricing: PricingSpec) -> bool:
 
 
 def _default_for(model: str) -> tuple[float, float, float, float] | None:
+    return _by_prefix(DEFAULT_PRICES, model)
+
+
+def _by_prefix(table: dict[str, T], model: str) -> T | None:
+    """The entry of the longest name prefix the model's name starts with (gpt-4o-mini before gpt-4o)."""
     name = model.lower()
-    for prefix in sorted(DEFAULT_PRICES, key=len, reverse=True):
+    for prefix in sorted(table, key=len, reverse=True):
         if name.startswith(prefix):
-            return DEFAULT_PRICES[prefix]
+            return table[prefix]
     return None

@@ -630,17 +630,27 @@ def _parse_limits(sec: _Section, endpoint: str) -> LimitsSpec:
 FLEX_TIMEOUT_S = 900.0
 
 
+def json_schema_format(params: dict[str, Any], endpoint: str) -> tuple[str, dict[str, Any] | None]:
+    """Where a json_schema answer format sits in [params] (its key, for messages) and the object holding its
+    name and schema; None when the answer format is not json_schema. Chat: response_format.json_schema;
+    Responses: text.format."""
+    if endpoint == "responses":
+        text = params.get("text")
+        fmt = text.get("format") if isinstance(text, dict) else None
+        found = fmt if isinstance(fmt, dict) and fmt.get("type") == "json_schema" else None
+        return "params.text.format", found
+    fmt = params.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        inner = fmt.get("json_schema")
+        return "params.response_format.json_schema", inner if isinstance(inner, dict) else {}
+    return "params.response_format", None
+
+
 def _with_schema_file(params: dict[str, Any], endpoint: str, base: Path, top: _Section) -> dict[str, Any]:
     """A json_schema answer format may name its schema in a file (`schema_file = "ticket.schema.json"`, from
     the spec's folder): read it here, so that the request carries the schema itself."""
-    holder: Any = params.get("response_format")
-    key = "params.response_format.json_schema"
-    if endpoint == "responses":
-        holder, key = (params.get("text") or {}), "params.text.format"
-        holder = holder.get("format") if isinstance(holder, dict) else None
-    elif isinstance(holder, dict):
-        holder = holder.get("json_schema")
-    if not isinstance(holder, dict) or "schema_file" not in holder:
+    key, holder = json_schema_format(params, endpoint)
+    if holder is None or "schema_file" not in holder:
         return params
     if "schema" in holder:
         raise top.error(f"{key}.schema_file", "give the schema inline (schema) or in a file (schema_file), not both")

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 
 from pipeline.audio import samples
@@ -69,3 +70,14 @@ def recording(plan: samples.Script, fmt: str = "wav", rate: int = samples.RATE) 
 def data_url(audio: bytes, mime: str = "audio/wav") -> str:
     """`audio` as a data URL, as known_speaker_references[] takes it."""
     return f"data:{mime};base64,{base64.b64encode(audio).decode()}"
+
+
+def audio_form(audio: bytes, filename: str = "clip.wav", content_type: str = "audio/wav",
+               **fields: str | list[str]) -> aiohttp.FormData:
+    """A transcription upload as the SDK sends it: the file, then fields (lists as repeated `name[]` parts)."""
+    data = aiohttp.FormData()
+    data.add_field("file", audio, filename=filename, content_type=content_type)
+    for name, value in fields.items():
+        for item in value if isinstance(value, list) else [value]:
+            data.add_field(name, item)
+    return data

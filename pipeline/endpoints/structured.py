@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-import jsonschema
 import pyarrow as pa
 
 from pipeline.errors import SchemaMismatchError, SpecError
+from pipeline.spec import json_schema_format
 
 MAX_DEPTH = 16
 RAW_KEPT = 4000  # characters of a mismatching answer kept in its failure row
@@ -40,30 +40,22 @@ class OutputSchema:
 
     @cached_property
     def validator(self) -> Any:
-        cls = jsonschema.validators.validator_for(self.schema, default=jsonschema.Draft202012Validator)
-        return cls(self.schema)
+        return _validator_class(self.schema)(self.schema)
 
 
-def schema_location(params: dict[str, Any], endpoint: str) -> tuple[str, dict[str, Any] | None]:
-    """Where the schema sits in [params] (for messages) and the json_schema object holding it, if any."""
-    if endpoint == "responses":
-        text = params.get("text")
-        fmt = text.get("format") if isinstance(text, dict) else None
-        if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
-            return "params.text.format", fmt
-        return "params.text.format", None
-    fmt = params.get("response_format")
-    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
-        inner = fmt.get("json_schema")
-        return "params.response_format.json_schema", inner if isinstance(inner, dict) else {}
-    return "params.response_format", None
+def _validator_class(schema: dict[str, Any]) -> Any:
+    """The validator of the schema's own draft (2020-12 when it names none). Imported here, not at the top:
+    jsonschema costs ~35 ms, which every run of a job without a schema would pay at start-up."""
+    import jsonschema
+
+    return jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
 
 
 def output_schema_of(params: dict[str, Any], endpoint: str, reserved: Iterable[str],
                      where: str) -> OutputSchema | None:
     """The typed columns a json_schema answer gives (None: not a json_schema answer); SpecError when the
     schema cannot be columns."""
-    key, holder = schema_location(params, endpoint)
+    key, holder = json_schema_format(params, endpoint)
     if holder is None:
         return None
     schema = holder.get("schema")
@@ -74,9 +66,11 @@ def output_schema_of(params: dict[str, Any], endpoint: str, reserved: Iterable[s
         raise SpecError(f"{where}: {key}.schema: required, the JSON schema of the answer (inline, or "
                         "schema_file = \"path.json\")")
     mapper = _Mapper(schema, f"{where}: {key}.schema")
+    from jsonschema import SchemaError
+
     try:
-        jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator).check_schema(schema)
-    except jsonschema.SchemaError as exc:
+        _validator_class(schema).check_schema(schema)
+    except SchemaError as exc:
         raise SpecError(f"{where}: {key}.schema: not a valid JSON schema ({exc.message})") from None
     fields = mapper.top_level(set(reserved))
     return OutputSchema(name, schema, tuple(fields))

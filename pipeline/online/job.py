@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.audio.errors import AudioDecodeError
 from pipeline.checkpoint import OutputFolder
@@ -39,7 +39,9 @@ from pipeline.errors import (
 )
 from pipeline.events import Done
 from pipeline.jobwide import SameRefusal, could_be_job_wide
-from pipeline.online.recordings import Answered, Recordings
+
+if TYPE_CHECKING:  # imported where a transcription job starts: PyAV costs every other job ~40 ms at start-up
+    from pipeline.online.recordings import Answered, Recordings
 from pipeline.preflight import Preflight
 from pipeline.redact import get_logger, redact
 from pipeline.sinks.files import OutputFiles
@@ -76,6 +78,8 @@ class OnlineJob(Job):
         # Recordings too long or too big for one upload are sent in chunks (online/recordings.py).
         self.recordings: Recordings | None = None
         if isinstance(self.endpoint, Transcription):
+            from pipeline.online.recordings import Recordings
+
             self.recordings = Recordings(self.endpoint, ChunkStore(out.path))
 
     # ---- producing work (on the reader thread: sources.reader)

@@ -9,23 +9,12 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.audio import samples
 from pipeline.audio.decode import RATE, pcm_blocks
 from pipeline.audio.errors import AudioDecodeError
 from pipeline.audio.probe import Source
 from pipeline.audio.silence import speech_regions
 
-PLAN = samples.script(30, speakers=2, seed=2)
-EXTENSIONS = ("wav", "flac", "mp3", "m4a", "ogg", "webm")
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("decode")
-    for ext in EXTENSIONS:
-        samples.write(path / f"speech.{ext}", PLAN)
-    samples.write(path / "stereo.wav", PLAN, rate=44_100, channels=2)
-    return path
+from .conftest import EXTENSIONS, PLAN
 
 
 def decoded(source: Source) -> np.ndarray:

@@ -9,24 +9,14 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.audio import samples
 from pipeline.audio.errors import AudioDecodeError
 from pipeline.audio.probe import MediaInfo, probe
 
-PLAN = samples.script(30, speakers=2, seed=2)
+from .conftest import PLAN
 
 # extension: (codec, sample rate) as probe reports them (Opus always decodes at 48 kHz)
 FORMATS = {"wav": ("pcm_s16le", 16_000), "flac": ("flac", 16_000), "mp3": ("mp3", 16_000),
            "m4a": ("aac", 16_000), "ogg": ("opus", 48_000), "webm": ("opus", 48_000)}
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("probe")
-    for ext in FORMATS:
-        samples.write(path / f"speech.{ext}", PLAN)
-    samples.write(path / "stereo.wav", PLAN, rate=44_100, channels=2)
-    return path
 
 
 @pytest.mark.parametrize("ext", sorted(FORMATS))

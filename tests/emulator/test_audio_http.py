@@ -5,16 +5,9 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from pipeline.emulator.testing import AZURE_KEY_HEADERS, azure_url, fault_marker, make_wav
+from pipeline.emulator.testing import AZURE_KEY_HEADERS, audio_form, azure_url, fault_marker, make_wav
 
-
-def form(audio: bytes, filename: str = "clip.wav", **fields: str | list[str]) -> aiohttp.FormData:
-    data = aiohttp.FormData()
-    data.add_field("file", audio, filename=filename, content_type="audio/wav")
-    for name, value in fields.items():
-        for item in value if isinstance(value, list) else [value]:
-            data.add_field(name, item)
-    return data
+form = audio_form
 
 
 async def send(session: aiohttp.ClientSession, url: str, data: aiohttp.FormData) -> aiohttp.ClientResponse:

@@ -17,7 +17,7 @@ from pipeline.audio import samples
 from pipeline.audio.samples import Script, Sentence
 from pipeline.emulator import hearing
 from pipeline.emulator.ops import transcriptions
-from pipeline.emulator.testing import AZURE_KEY_HEADERS, azure_url, data_url, make_wav, recording
+from pipeline.emulator.testing import AZURE_KEY_HEADERS, audio_form, azure_url, data_url, make_wav, recording
 from pipeline.emulator.transcripts import words_for_pitch
 
 # Sentence lengths are multiples of 0.4 s: 2.5 words a second is a whole number of words, far from rounding.
@@ -28,12 +28,7 @@ CONVERSATION = Script((Sentence(0.4, 2.0, samples.pitch_for(0, 1), 1), Sentence(
 
 
 def form(audio: bytes, filename: str = "clip.wav", **fields: str | list[str]) -> aiohttp.FormData:
-    data = aiohttp.FormData()
-    data.add_field("file", audio, filename=filename, content_type="application/octet-stream")
-    for name, value in fields.items():
-        for item in value if isinstance(value, list) else [value]:
-            data.add_field(name, item)
-    return data
+    return audio_form(audio, filename, "application/octet-stream", **fields)
 
 
 async def post(session: aiohttp.ClientSession, url: str, data: aiohttp.FormData) -> tuple[int, Any]:
