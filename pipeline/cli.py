@@ -109,12 +109,17 @@ def validate(job: Path) -> None:
 @click.option("--progress-every", type=float, default=30.0, show_default=True,
               help="Seconds between status lines when not on a terminal.")
 @click.option("--summary-json", type=click.Path(path_type=Path), help="Write the run summary as JSON here.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="ray: spread the job's shards over a Ray cluster, one quota shared by all workers.")
+@click.option("--address", help="The Ray cluster (--executor ray). Default: RAY_ADDRESS, else one started here.")
+@click.option("--workers", type=click.IntRange(min=1), help="Shards run side by side (--executor ray; default: "
+              "the cluster's CPUs).")
 @click.option("--log-level", default=None, help="Same as the option before the command.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default=None)
 @click.pass_context
 def run(ctx: click.Context, job: Path, retry_failed: bool, force: bool, limit: int | None, max_duration: float | None,
-        quiet: bool, progress_every: float, summary_json: Path | None, log_level: str | None,
-        log_format: str | None) -> None:
+        quiet: bool, progress_every: float, summary_json: Path | None, executor: str, address: str | None,
+        workers: int | None, log_level: str | None, log_format: str | None) -> None:
     """Run a job: stream the input through the service into results/ and failures/."""
     from pipeline.progress import ProgressPrinter, summary_text
 
@@ -126,6 +131,7 @@ def run(ctx: click.Context, job: Path, retry_failed: bool, force: bool, limit: i
     options = RunOptions(retry_failed=retry_failed, force=force, limit=limit, max_duration_s=max_duration,
                          handle_signals=True, on_progress=printer,
                          crash_plan=_crash_plan(), log_bodies=settings.log_bodies,
+                         executor="ray" if executor == "ray" else "local", ray_address=address, workers=workers,
                          progress_interval_s=1.0 if printer and printer.tty else progress_every)
     result = guarded(lambda: run_job(spec, options))
     if printer:

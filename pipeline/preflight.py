@@ -33,6 +33,7 @@ class Preflight:
     out: OutputFolder
     done: IdSet
     failed_before: IdSet = dataclasses.field(default_factory=IdSet)  # in failures/ and not in results/
+    part_tag: str = ""  # names this run's parts apart from other writers' (a shard on a cluster: cluster/)
 
     def check_fingerprint(self, force: bool) -> None:
         job = self.out.read_job()
@@ -113,8 +114,15 @@ def preflight(spec: JobSpec, retry_failed: bool = False, read_done: bool = True)
     done = failed_before = IdSet()
     if read_done:
         out.prepare()
-        done = out.ids_in(out.results)
-        if not retry_failed:
-            failed_before = out.settled_failures().without(done)
-            done = IdSet.union(done, failed_before)
+        done, failed_before = done_ids(out, retry_failed)
     return Preflight(spec, endpoint, source, total, out, done, failed_before)
+
+
+def done_ids(out: OutputFolder, retry_failed: bool) -> tuple[IdSet, IdSet]:
+    """(ids a run skips, of them those whose earlier failure stands): results/, and unless `retry_failed`
+    the settled failures."""
+    done = out.ids_in(out.results)
+    if retry_failed:
+        return done, IdSet()
+    failed_before = out.settled_failures().without(done)
+    return IdSet.union(done, failed_before), failed_before

@@ -32,10 +32,12 @@ def latest_failures(out: OutputFolder) -> pa.Table | None:
     done = read_dataset(out.results, ["id"])
     if done is not None:
         failures = failures.filter(pc.invert(pc.is_in(failures["id"], value_set=done["id"])))
-    latest: dict[str, int] = {}
-    for index, row_id in enumerate(failures["id"].to_pylist()):
-        latest[row_id] = index
-    return failures.take(pa.array(sorted(latest.values()), type=pa.int64()))
+    latest: dict[str, tuple[str, int]] = {}  # by failed_at, then by part (checkpoint/ids.py: why)
+    for index, (row_id, when) in enumerate(zip(failures["id"].to_pylist(), failures["failed_at"].to_pylist(),
+                                               strict=True)):
+        if row_id not in latest or (when or "") >= latest[row_id][0]:
+            latest[row_id] = (when or "", index)
+    return failures.take(pa.array(sorted(index for _, index in latest.values()), type=pa.int64()))
 
 
 def _transient_count(failures: pa.Table) -> int:

@@ -81,7 +81,11 @@ async def _run_checked(spec: JobSpec, options: RunOptions, control: RunControl) 
         if removed:
             log.info("removed %d unfinished temp file(s) left by an earlier run", removed)
         plan.check_fingerprint(options.force)
-        if spec.service.mode == "batch":
+        if options.executor == "ray":
+            from pipeline.cluster.executor import run_on_cluster  # Ray is an optional extra
+
+            job = await run_on_cluster(spec, options, plan, out, control)
+        elif spec.service.mode == "batch":
             job = await run_batch_job_async(spec, options, plan, out, control, online=run_online_job)
         else:
             job = await run_online_job(spec, options, plan, out, control)

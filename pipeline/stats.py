@@ -50,6 +50,16 @@ class RunStats:
             case Throttled():
                 self.throttled += 1
 
+    def merge(self, other: RunStats) -> None:
+        """Add another run's counts (a shard's, on a cluster); latencies pooled, within the reservoir."""
+        for name in ("succeeded", "failed", "skipped", "failed_earlier", "failed_transient", "requests", "tokens_in",
+                     "tokens_out", "tokens_cached", "tokens_reasoning", "throttled", "images", "audio_seconds"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.retries.update(other.retries)
+        self.failures_by_code.update(other.failures_by_code)
+        for latency in other._latencies:
+            self._sample_latency(latency)
+
     def _on_done(self, event: Done) -> None:
         self.succeeded += event.rows
         self.images += event.images

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from pipeline.errors import is_transient_failure
 
-SETTLED_COLUMNS = ["id", "stage", "error_class", "status"]
+SETTLED_COLUMNS = ["id", "stage", "error_class", "status", "failed_at"]
 
 
 def id_hash(row_id: str) -> int:
@@ -54,10 +54,14 @@ def ids_of(tables: Iterable[pa.Table]) -> IdSet:
 def settled_failure_ids(tables: Iterable[pa.Table]) -> IdSet:
     """Ids whose latest failure row is the row's own (a refusal, a bad answer), not a transient one (the
     service unreachable, slow or out of quota: errors.is_transient_failure). Those a plain rerun skips;
-    the others it sends again, so an outage never turns rows into failures that stay failed."""
-    latest: dict[int, bool] = {}
+    the others it sends again, so an outage never turns rows into failures that stay failed.
+    "Latest" is by failed_at, then by part: the parts of workers of one run (part-<tag>-N) do not sort
+    in the order they were committed."""
+    latest: dict[int, tuple[str, bool]] = {}
     for table in tables:
-        for row_id, stage, error_class, status in zip(*(table.column(c).to_pylist() for c in SETTLED_COLUMNS),
-                                                      strict=True):
-            latest[id_hash(row_id)] = not is_transient_failure(stage, error_class, status)
-    return IdSet(key for key, settled in latest.items() if settled)
+        for row_id, stage, error_class, status, failed_at in zip(
+                *(table.column(c).to_pylist() for c in SETTLED_COLUMNS), strict=True):
+            key, when = id_hash(row_id), failed_at or ""
+            if key not in latest or when >= latest[key][0]:
+                latest[key] = (when, not is_transient_failure(stage, error_class, status))
+    return IdSet(key for key, (_, settled) in latest.items() if settled)

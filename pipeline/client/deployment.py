@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from pipeline.client.auth import Auth
 from pipeline.client.concurrency import Capacity
-from pipeline.client.limiter import Pacer
+from pipeline.client.limiter import Pacing
 from pipeline.client.transport import proxy_for
 from pipeline.client.urls import model_in_body, request_url
 from pipeline.endpoints.base import FormPart, Request
@@ -50,7 +50,7 @@ class DeploymentDropped(APIConnectionError):
 
 
 class Deployment:
-    def __init__(self, name: str, service: ServiceSpec, base_url: str, auth: Auth, pacer: Pacer,
+    def __init__(self, name: str, service: ServiceSpec, base_url: str, auth: Auth, pacer: Pacing,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self.service = service

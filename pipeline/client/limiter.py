@@ -27,6 +27,7 @@ import heapq
 import math
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from aiolimiter import AsyncLimiter
 
@@ -68,6 +69,33 @@ def _room_share(remaining_requests: int | None, remaining_tokens: int | None, li
                                                                         (remaining_tokens, limit_tokens, tokens))
               if remaining is not None and limit]
     return max(0.0, min(shares)) if shares else None
+
+
+class Pacing(Protocol):
+    """What the client and the router ask of a deployment's pacer: a Pacer, or a share of one that workers
+    on several machines use together (cluster/quota.py)."""
+
+    async def acquire_slot(self, tokens: int, give_up: Callable[[], bool] | None = None) -> Slot: ...
+
+    def on_rate_limited(self, retry_after: float | None, generation: int | None = None, *, slot: Slot | None = None,
+                        repeat: bool = False, remaining_requests: int | None = None,
+                        remaining_tokens: int | None = None) -> None: ...
+
+    def note_admitted(self, tokens: int) -> None: ...
+
+    def on_success(self, tokens: int, remaining_requests: int | None, remaining_tokens: int | None,
+                   limit_requests: int | None = None, limit_tokens: int | None = None, *,
+                   slot: Slot | None = None) -> None: ...
+
+    def request_rate(self) -> float | None: ...
+
+    def token_rate(self) -> float | None: ...
+
+    def max_request_tokens(self) -> int | None: ...
+
+    def hold_remaining(self) -> float: ...
+
+    def state(self) -> str: ...
 
 
 class Rerouted(Exception):

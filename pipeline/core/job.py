@@ -75,8 +75,9 @@ class Job:
         self.endpoint = plan.endpoint
         self.stats = RunStats(total=plan.total)
         self.results = PartWriter(out.results, result_schema(spec, self.endpoint),
-                                  spec.output.flush_rows, spec.output.flush_seconds)
-        self.failures = PartWriter(out.failures, FAILURE_SCHEMA, spec.output.flush_rows, spec.output.flush_seconds)
+                                  spec.output.flush_rows, spec.output.flush_seconds, tag=plan.part_tag)
+        self.failures = PartWriter(out.failures, FAILURE_SCHEMA, spec.output.flush_rows, spec.output.flush_seconds,
+                                   tag=plan.part_tag)
         self.stopping = asyncio.Event()
         self.stop_code: ExitCode | None = None
         self.stop_message: str | None = None
@@ -199,9 +200,13 @@ class Job:
 
     def budget_reached(self) -> bool:
         """Whether the producer must take no more rows (a budget, --limit, a stop); engines may add theirs."""
-        limits = self.spec.limits
         if self.options.limit is not None and self.sent_rows >= self.options.limit:
             return True
+        return self.over_budget() or self.stopping.is_set()
+
+    def over_budget(self) -> bool:
+        """Whether a budget of the spec or --max-duration is reached (the stop reason is then set)."""
+        limits = self.spec.limits
         if limits.max_rows is not None and self.sent_rows >= limits.max_rows:
             return self.finish_early(ExitCode.BUDGET, f"stopped at max_rows = {limits.max_rows}; run again to "
                                      "continue")
@@ -213,7 +218,7 @@ class Job:
                                      "run again to continue")
         if self.deadline is not None and time.monotonic() >= self.deadline:
             return self.finish_early(ExitCode.BUDGET, "stopped at --max-duration; run again to continue")
-        return self.stopping.is_set()
+        return False
 
     # ---- failing rows
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pipeline.client.auth import TokenCredential
 from pipeline.crashpoints import CrashPlan
@@ -27,6 +27,9 @@ class RunOptions:
     progress_interval_s: float = 30.0
     crash_plan: CrashPlan | None = None  # test hook: where to kill the process (crashpoints.py)
     log_bodies: bool = False  # at debug level, log request and response bodies too (`pipeline --log-bodies`)
+    executor: Literal["local", "ray"] = "local"  # ray: the job's shards on a Ray cluster (pipeline/cluster)
+    ray_address: str | None = None  # the cluster; None: RAY_ADDRESS, else one started on this machine for the run
+    workers: int | None = None  # shards run side by side on the cluster; None: its CPUs
 
 
 @dataclass

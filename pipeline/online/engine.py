@@ -9,9 +9,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Mapping
 
 from pipeline.checkpoint import OutputFolder
 from pipeline.client.deployment import Router
+from pipeline.client.limiter import Pacing
 from pipeline.client.service import ServiceClient
 from pipeline.core.exitcodes import ExitCode
 from pipeline.core.job import Job
@@ -30,16 +33,19 @@ DNS_CACHE_S = 300  # many requests to few hosts: resolve them rarely
 
 
 async def run_online_job(spec: JobSpec, options: RunOptions, plan: Preflight, out: OutputFolder,
-                         control: RunControl | None = None) -> Job:
-    """Run a job through the online API (called by runner, and by the batch engine's online fallback)."""
+                         control: RunControl | None = None, *, emulator_url: str | None = None,
+                         pacers: Mapping[str, Pacing] | None = None) -> Job:
+    """Run a job through the online API (called by runner, by the batch engine's online fallback, and for
+    each shard of a job spread over workers: they share the driver's emulator and one pacer per deployment)."""
     job = OnlineJob(spec, options, plan, out)
     job.bind_loop()
     control = control or RunControl()
     control.attach(job)
     total_connections = spec.limits.concurrency * max(1, len(spec.deployments()))
-    async with local_emulator(spec) as local_url, http_session(
+    emulator = contextlib.nullcontext(emulator_url) if emulator_url else local_emulator(spec)
+    async with emulator as local_url, http_session(
             spec, total_connections, spec.limits.concurrency, DNS_CACHE_S) as session:
-        router = build_router(spec, job.endpoint, local_url, options.credential)
+        router = build_router(spec, job.endpoint, local_url, options.credential, pacers)
         client = ServiceClient(spec, router, session, job.emit, log_bodies=options.log_bodies)
         job.files = OutputFiles(out.path, client.download)
         try:

@@ -26,19 +26,22 @@ from pipeline.storage import CommitPoints, OutputWriteError, StoragePath, as_sto
 __all__ = ["PART_COMMIT", "PART_NAME", "OutputWriteError", "PartWriter", "closed_parts", "read_dataset",
            "read_parts", "records_to_table", "write_part"]
 
-PART_NAME = re.compile(r"^part-(\d+)\.parquet$")
+# part-000001.parquet from one process; part-<tag>-000001.parquet from one shard of a run spread over
+# workers (pipeline/cluster): each attempt at a shard numbers its own, so no two writers share a name.
+PART_NAME = re.compile(r"^part-(?:([0-9a-z]+)-)?(\d+)\.parquet$")
 PART_COMMIT = CommitPoints(written=CrashPoint.PART_WRITTEN, renamed=CrashPoint.PART_RENAMED,
                            uploading=CrashPoint.PART_UPLOADING)
 
 
 def closed_parts(folder: Path | StoragePath) -> list[StoragePath]:
-    """Committed parts, in commit order: named part-NNNNNN.parquet."""
+    """Committed parts, by name: part-NNNNNN.parquet (one writer's in commit order), part-<tag>-NNNNNN.parquet."""
     return [f for f in as_storage(folder).files() if PART_NAME.match(f.name)]
 
 
-def part_numbers(folder: StoragePath) -> list[int]:
-    """Numbers of the closed parts, for numbering the next one."""
-    return [int(PART_NAME.match(p.name).group(1)) for p in closed_parts(folder)]  # type: ignore[union-attr]
+def part_numbers(folder: StoragePath, tag: str = "") -> list[int]:
+    """Numbers of the closed parts one writer (`tag`) committed, for numbering its next one."""
+    matches = [PART_NAME.match(p.name) for p in closed_parts(folder)]
+    return [int(m.group(2)) for m in matches if m is not None and (m.group(1) or "") == tag]
 
 
 def records_to_table(records: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
@@ -71,9 +74,13 @@ def _write_options(schema: pa.Schema) -> dict[str, Any]:
             "use_dictionary": [f.name for f in schema if f.name not in vectors]}
 
 
-def write_part(folder: StoragePath, number: int, table: pa.Table) -> StoragePath:
+def part_name(number: int, tag: str = "") -> str:
+    return f"part-{tag}-{number:06d}.parquet" if tag else f"part-{number:06d}.parquet"
+
+
+def write_part(folder: StoragePath, number: int, table: pa.Table, tag: str = "") -> StoragePath:
     """Commit one part whole under its final name; OutputWriteError when storage refuses it."""
-    final = folder / f"part-{number:06d}.parquet"
+    final = folder / part_name(number, tag)
     options = _write_options(table.schema)
     final.commit(lambda sink: pq.write_table(table, sink, **options), PART_COMMIT)
     return final
@@ -113,8 +120,9 @@ class PartWriter:
     """Buffers records for one dataset folder; `take()` hands a full buffer to a flush."""
 
     def __init__(self, folder: Path | StoragePath, schema: pa.Schema, flush_rows: int, flush_seconds: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, tag: str = "") -> None:
         self.folder = as_storage(folder)
+        self.tag = tag  # a shard attempt's own names (PART_NAME), or none
         self.schema = schema
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
@@ -122,7 +130,7 @@ class PartWriter:
         self._buffer: list[dict[str, Any]] = []
         self._first_at: float | None = None
         self.folder.make_folder()
-        self._next = max(part_numbers(self.folder), default=0) + 1
+        self._next = max(part_numbers(self.folder, tag), default=0) + 1
         self.written = 0
 
     def add(self, record: dict[str, Any]) -> None:
@@ -147,7 +155,7 @@ class PartWriter:
         return number, batch
 
     def write(self, number: int, batch: list[dict[str, Any]]) -> StoragePath:
-        path = write_part(self.folder, number, records_to_table(batch, self.schema))
+        path = write_part(self.folder, number, records_to_table(batch, self.schema), self.tag)
         self.written += len(batch)
         return path
 

@@ -31,6 +31,10 @@ class RunControl:
         if early is not None:
             self.on_loop(early)
 
+    @property
+    def job(self) -> Job | None:
+        return self._job
+
     def stop(self, reason: str) -> None:
         """Finish the requests in flight, then stop (as a first Ctrl-C does); a second call stops at once."""
         with self._lock:

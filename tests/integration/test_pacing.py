@@ -16,14 +16,14 @@ def chat_rows(n: int) -> list[dict]:
 
 def test_pacing_under_a_matching_quota_earns_no_429(tmp_path: Path, emulator) -> None:
     emulator.configure(rpm=600, window_s=1.0)  # 10 per 1 s window
-    spec = write_job(tmp_path, emulator.url, "chat", input_path=write_rows(tmp_path / "in.jsonl", chat_rows(40)),
+    spec = write_job(tmp_path, emulator.url, "chat", input_path=write_rows(tmp_path / "in.jsonl", chat_rows(25)),
                      inputs={"prompt": "text"}, service={"deployment": "gpt-4o-mini"},
                      params={"max_tokens": 10}, limits={"requests_per_minute": 600, "concurrency": 16})
     result = run_job(load_spec(spec))
     assert result.exit_code == 0
     stats = emulator.stats()
     assert stats["by_status"].get("429", 0) == 0
-    assert len(result_ids(tmp_path / "out")) == 40
+    assert len(result_ids(tmp_path / "out")) == 25
 
 
 def test_token_quota_paced_too(tmp_path: Path, emulator) -> None:

@@ -15,11 +15,12 @@ TRANSIENT = ["500", "502", "503", "504", "408", "409", "429", "429bare", "drop",
 
 
 def test_each_transient_fault_is_retried(tmp_path: Path, emulator) -> None:
-    emulator.configure(hang_s=3)
+    emulator.configure(hang_s=1.5)  # longer than the timeout: a hang is cut off and retried
     rows = [{"id": kind, "text": f"row with [[fault:{kind}:2]] inside"} for kind in TRANSIENT]
     spec = write_job(tmp_path, emulator.url, "chat", input_path=write_rows(tmp_path / "in.jsonl", rows),
                      inputs={"prompt": "text"}, params={"max_tokens": 20},
-                     service={"deployment": "gpt-4o-mini"}, limits={"timeout_s": 1, "max_attempts": 4})
+                     service={"deployment": "gpt-4o-mini"},
+                     limits={"timeout_s": 1, "max_attempts": 4, "max_retry_wait_s": 0.2})  # waits are not tested
     result = run_job(load_spec(spec))
     assert result.exit_code == 0, (result.message, read_dataset(tmp_path / "out" / "failures"))
     records = {r["id"]: r for r in read_dataset(tmp_path / "out" / "results")}
@@ -31,7 +32,7 @@ def test_each_transient_fault_is_retried(tmp_path: Path, emulator) -> None:
 def test_retries_stop_at_max_attempts(tmp_path: Path, emulator) -> None:
     rows = [{"id": "x", "text": "[[fault:503:always]]"}]
     spec = write_job(tmp_path, emulator.url, input_path=write_rows(tmp_path / "in.jsonl", rows),
-                     limits={"max_attempts": 3})
+                     limits={"max_attempts": 3, "max_retry_wait_s": 0.2})
     result = run_job(load_spec(spec))
     assert result.exit_code == 1
     (failure,) = read_dataset(tmp_path / "out" / "failures")

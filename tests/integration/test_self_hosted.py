@@ -38,15 +38,16 @@ def test_a_server_slower_than_the_timeout_for_a_full_batch_fails_no_row(tmp_path
 
 
 def test_a_server_that_slows_down_sixfold_mid_run_fails_no_row(tmp_path: Path, emulator: EmulatorThread) -> None:
-    """At 2 ms per input a full batch fits the timeout; after 1 s the server needs 12 ms (3.1 s for 256),
-    and the batches sent from then on used to time out on every attempt. Latency climbs: fewer inputs
+    """At 2 ms per input a full batch fits the timeout; after 1 s (about 500 rows) the server needs 12 ms
+    (3.1 s for 256), and the batches sent from then on (300 rows, more than a full batch) used to time out
+    on every attempt. Latency climbs: fewer inputs
     go at once and per request, an attempt that still times out is retried only once the server is
     done with it, and no row fails."""
     emulator.configure(compute_ms_per_input=2.0)
     slower = threading.Timer(1.0, lambda: emulator.configure(compute_ms_per_input=12.0))
     slower.start()
     try:
-        run_against(emulator, tmp_path, 1000, concurrency=2)
+        run_against(emulator, tmp_path, 800, concurrency=2)
     finally:
         slower.cancel()
     compute = emulator.stats()["compute"]
