@@ -125,6 +125,8 @@ def run(ctx: click.Context, job: Path, retry_failed: bool, force: bool, limit: i
 
     if log_level or log_format:
         configure_logging(log_level, log_format or "text")
+    if executor != "ray" and (address or workers):
+        fail("--address and --workers are options of --executor ray; add it, or leave them out", ExitCode.BAD_INPUT)
     spec = guarded(lambda: load_spec(job))
     printer = None if quiet else ProgressPrinter(tpm_limit=spec.limits.tokens_per_minute)
     settings = ctx.find_object(Settings) or Settings()

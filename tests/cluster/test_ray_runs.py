@@ -161,3 +161,9 @@ def test_every_endpoint_kind_runs_on_ray(tmp_path: Path, ray_driver: str, monkey
     assert result.exit_code == 0, result.message
     ids = [r["id"] for r in read_dataset(tmp_path / "out" / "results")]
     assert len(ids) == len(set(ids)) == min(6, result.summary["rows_total"]) == result.summary["rows_succeeded"]
+
+
+def test_cluster_options_without_the_ray_executor_are_refused(tmp_path: Path) -> None:
+    spec = write_job(tmp_path, "http://127.0.0.1:9", input_path=write_rows(tmp_path / "in.jsonl", corpus(2)))
+    run = run_cli("run", str(spec), "--workers", "4")
+    assert run.returncode == 2 and "--executor ray" in run.stderr and "Traceback" not in run.stderr
