@@ -37,9 +37,6 @@ class RunBoard:
         self._attempts[shard] += 1
         return attempt
 
-    def attempts(self) -> dict[int, int]:
-        return dict(self._attempts)
-
     def post(self, events: list[Event], seen: int) -> list[Order]:
         """A worker's events since its last post; the orders after the `seen`-th."""
         self._events.extend(events)

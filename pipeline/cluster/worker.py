@@ -63,7 +63,6 @@ class ShardReport:
     stop_code: ExitCode | None
     stop_message: str | None
     uncommitted: tuple[int, int]
-    written: tuple[int, int]
 
 
 def run_shard(task: ShardTask) -> ShardReport:
@@ -91,8 +90,7 @@ async def _run_shard(task: ShardTask) -> ShardReport:
         with contextlib.suppress(asyncio.CancelledError):
             await posting
     await relay.post(control)  # the last events, before the report that ends the shard
-    return ShardReport(task.shard.index, attempt, job.stats, job.stop_code, job.stop_message, job.uncommitted(),
-                       (job.results.written, job.failures.written))
+    return ShardReport(task.shard.index, attempt, job.stats, job.stop_code, job.stop_message, job.uncommitted())
 
 
 def shard_preflight(spec: JobSpec, shard: Shard, retry_failed: bool, tag: str) -> Preflight:

@@ -21,6 +21,7 @@ from pipeline.sinks.parquet import PART_NAME
 from pipeline.spec import load_spec
 
 from ..integration.conftest import ROOT, corpus, read_dataset, result_ids, run_cli, start_cli, write_job, write_rows
+from ..integration.test_crash_resume import wait_for_parts
 
 ROWS = 400
 
@@ -51,15 +52,6 @@ def part_tags(out: Path) -> Counter[str]:
         assert match, part.name
         tags[match.group(1) or ""] += pq.read_metadata(part).num_rows
     return tags
-
-
-def wait_for_parts(out: Path, minimum: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if len(list((out / "results").glob("part-*.parquet"))) >= minimum:
-            return
-        time.sleep(0.05)
-    raise AssertionError("no parts appeared")
 
 
 def test_four_workers_share_one_quota(tmp_path: Path, emulator, ray_driver: str) -> None:
@@ -111,7 +103,7 @@ def test_interrupted_then_killed_driver_resumes_exactly_once(tmp_path: Path, emu
     cluster = ["--executor", "ray", "--address", ray_driver, "--workers", "4", "-q"]
     # Ctrl-C: the workers finish what is in flight and commit; the driver exits 130.
     proc = start_cli("run", str(spec), *cluster)
-    wait_for_parts(out, 2)
+    wait_for_parts(out, 2, timeout=60)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
@@ -122,7 +114,7 @@ def test_interrupted_then_killed_driver_resumes_exactly_once(tmp_path: Path, emu
     assert len(result_ids(out)) == interrupted  # no worker went on after the driver ended
     # kill -9 of the driver: Ray ends its workers; the rerun resumes.
     proc = start_cli("run", str(spec), *cluster)
-    wait_for_parts(out, len(list((out / "results").glob("*.parquet"))) + 2)
+    wait_for_parts(out, len(list((out / "results").glob("*.parquet"))) + 2, timeout=60)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     emulator.configure(latency_ms=0)
